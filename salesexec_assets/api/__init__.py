@@ -1,0 +1,1 @@
+"""Plain-Python access to the SalesExec REST API (no Dagster imports here)."""

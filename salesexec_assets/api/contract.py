@@ -1,0 +1,216 @@
+"""The SalesExec REST API contract, in one place.
+
+Every path, query parameter, header and field name the project relies on is spelled
+here and nowhere else. The contract is an ASSUMPTION built from public material (see the
+README, "The API contract"): when the real Swagger at https://restapi.sales-exec.net
+says otherwise, correct this module and the rest of the code follows.
+
+The six Domo reports are described as data (:data:`REPORTS`): endpoint, window field,
+primary key, record kind and how a day is pulled. One code path serves them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+
+DEFAULT_BASE_URL = "https://restapi.sales-exec.net"
+
+# --- authentication ----------------------------------------------------------------
+AUTHENTICATE_PATH = "/api/Authenticate"
+LOGIN_USERNAME = "UserName"
+LOGIN_PASSWORD = "Password"
+LOGIN_TOKEN = "AuthToken"
+LOGIN_USER_ACCOUNT_UID = "UserAccountUID"
+LOGIN_EXPIRES = "ExpiresUtc"
+AUTH_HEADER = "AuthToken"
+
+# --- common query parameters, envelope and errors --------------------------------------
+PARAM_LEAD_TYPE = "LeadTypeUID"
+PARAM_START = "StartDate"
+PARAM_END = "EndDate"
+PARAM_SKIP = "Skip"
+PARAM_TAKE = "Take"
+TAKE_MAX = 500
+TAKE_DEFAULT = 100
+MAX_WINDOW = timedelta(days=31)
+
+ENVELOPE_TOTAL = "TotalCount"
+ENVELOPE_SKIP = "Skip"
+ENVELOPE_TAKE = "Take"
+ENVELOPE_RESULTS = "Results"
+ERROR_MESSAGE = "Message"
+
+RETRY_AFTER_HEADER = "Retry-After"
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# --- lead types (the connector's "Lead Type UID" menu) -------------------------------
+LEAD_TYPES_PATH = "/api/LeadTypes"
+LEAD_TYPE_UID = "LeadTypeUID"
+LEAD_TYPE_GUID = "LeadTypeGuid"
+LEAD_TYPE_NAME = "Name"
+
+
+class FieldType(str, Enum):
+    """How a contract field is typed; the warehouse maps each to a column type."""
+
+    INTEGER = "integer"
+    TEXT = "text"
+    TIMESTAMP = "timestamp"
+    OBJECT = "object"  # a lead's ``Fields``: kept whole as JSON and flattened
+
+
+# --- records ----------------------------------------------------------------------------
+LEAD_UID = "LeadUID"
+LEAD_FIELDS_OBJECT = "Fields"
+
+LEAD_RECORD: dict[str, FieldType] = {
+    LEAD_UID: FieldType.INTEGER,
+    "LeadGuid": FieldType.TEXT,
+    LEAD_TYPE_UID: FieldType.INTEGER,
+    "LeadTypeName": FieldType.TEXT,
+    "DateAddedUtc": FieldType.TIMESTAMP,
+    "LastUpdatedUtc": FieldType.TIMESTAMP,
+    "ClosedUtc": FieldType.TIMESTAMP,
+    "LeadSourceUID": FieldType.INTEGER,
+    "LeadSourceName": FieldType.TEXT,
+    "CampaignUID": FieldType.INTEGER,
+    "CampaignName": FieldType.TEXT,
+    "LifeCycleStageName": FieldType.TEXT,
+    "LeadStatusName": FieldType.TEXT,
+    "AssignedUserUID": FieldType.INTEGER,
+    "AssignedUserName": FieldType.TEXT,
+    "BranchUID": FieldType.INTEGER,
+    "BranchName": FieldType.TEXT,
+    LEAD_FIELDS_OBJECT: FieldType.OBJECT,
+}
+
+ACTION_RECORD: dict[str, FieldType] = {
+    "ActionUID": FieldType.INTEGER,
+    LEAD_UID: FieldType.INTEGER,
+    "LeadGuid": FieldType.TEXT,
+    LEAD_TYPE_UID: FieldType.INTEGER,
+    "ActionName": FieldType.TEXT,
+    "ActionTypeName": FieldType.TEXT,
+    "UserUID": FieldType.INTEGER,
+    "UserName": FieldType.TEXT,
+    "ActionDateUtc": FieldType.TIMESTAMP,
+    "Notes": FieldType.TEXT,
+}
+
+BRANCH_LEAD_COUNT_RECORD: dict[str, FieldType] = {
+    "BranchUID": FieldType.INTEGER,
+    "BranchName": FieldType.TEXT,
+    LEAD_TYPE_UID: FieldType.INTEGER,
+    "LeadCount": FieldType.INTEGER,
+}
+
+AWAITING_IMPORT_COUNT_RECORD: dict[str, FieldType] = {
+    LEAD_TYPE_UID: FieldType.INTEGER,
+    "Count": FieldType.INTEGER,
+    "AsOfUtc": FieldType.TIMESTAMP,
+}
+
+LEAD_TYPE_RECORD: dict[str, FieldType] = {
+    LEAD_TYPE_UID: FieldType.INTEGER,
+    LEAD_TYPE_GUID: FieldType.TEXT,
+    LEAD_TYPE_NAME: FieldType.TEXT,
+}
+
+# Fields that carry personal data: never shown in previews or logs.
+PERSONAL_FIELDS = frozenset({LEAD_FIELDS_OBJECT, "AssignedUserName", "UserName", "Notes"})
+
+
+class Pull(str, Enum):
+    """How a report's rows for a set of days are obtained."""
+
+    RECORDS = "records"  # paged records; each carries its window field, bucketed by day
+    DAILY_AGGREGATE = "daily_aggregate"  # paged aggregate rows; one call series per day
+    NOW = "now"  # a single current value; only today's partition can be pulled
+
+
+@dataclass(frozen=True)
+class Report:
+    """One Domo report, described as data."""
+
+    name: str  # asset and table name
+    title: str  # the report's name in the Domo connector
+    path: str
+    record: dict[str, FieldType]
+    key: tuple[str, ...]  # unique within a partition
+    pull: Pull
+    window_field: str | None  # the record field whose instant decides the day
+    description: str
+
+    @property
+    def paged(self) -> bool:
+        return self.pull is not Pull.NOW
+
+
+REPORTS: tuple[Report, ...] = (
+    Report(
+        name="all_actions",
+        title="All Actions",
+        path="/api/Actions",
+        record=ACTION_RECORD,
+        key=("ActionUID",),
+        pull=Pull.RECORDS,
+        window_field="ActionDateUtc",
+        description="Every action (call, email, SMS, note, status change) taken on a lead, "
+        "by the day the action happened.",
+    ),
+    Report(
+        name="all_leads",
+        title="All Leads",
+        path="/api/Leads",
+        record=LEAD_RECORD,
+        key=(LEAD_UID,),
+        pull=Pull.RECORDS,
+        window_field="DateAddedUtc",
+        description="Every lead, by the day it was added, with its lead type's own fields.",
+    ),
+    Report(
+        name="branch_lead_count",
+        title="Branch Lead Count",
+        path="/api/Branches/LeadCount",
+        record=BRANCH_LEAD_COUNT_RECORD,
+        key=(LEAD_TYPE_UID, "BranchUID"),
+        pull=Pull.DAILY_AGGREGATE,
+        window_field=None,
+        description="Per branch and lead type, the number of leads added on the day.",
+    ),
+    Report(
+        name="closed_leads",
+        title="Closed Leads",
+        path="/api/Leads/Closed",
+        record=LEAD_RECORD,
+        key=(LEAD_UID,),
+        pull=Pull.RECORDS,
+        window_field="ClosedUtc",
+        description="Leads closed (won or lost) on the day.",
+    ),
+    Report(
+        name="leads_awaiting_import_count",
+        title="Count for Leads Awaiting Import",
+        path="/api/Leads/AwaitingImport/Count",
+        record=AWAITING_IMPORT_COUNT_RECORD,
+        key=(LEAD_TYPE_UID, "AsOfUtc"),
+        pull=Pull.NOW,
+        window_field=None,
+        description="How many leads wait for import, per lead type, as of each pull. The API "
+        "knows only 'now': only today's partition can be pulled; each pull adds a snapshot.",
+    ),
+    Report(
+        name="last_updated_leads",
+        title="Last Updated Leads",
+        path="/api/Leads/LastUpdated",
+        record=LEAD_RECORD,
+        key=(LEAD_UID,),
+        pull=Pull.RECORDS,
+        window_field="LastUpdatedUtc",
+        description="Leads by the day they were last updated.",
+    ),
+)
+
+REPORTS_BY_NAME: dict[str, Report] = {report.name: report for report in REPORTS}

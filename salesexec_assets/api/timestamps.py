@@ -1,0 +1,66 @@
+"""The API's timestamp forms, parsed into naive UTC datetimes.
+
+The contract allows 0 to 7 fractional digits, a ``Z``, a ``+hh:mm``/``-hh:mm`` offset, or
+no zone at all (old records, which mean UTC). Python and DuckDB keep microseconds, so a
+7th digit (100 ns) is truncated, never rounded: rounding could move an instant written at
+23:59:59.9999999 into the next day and so into the next partition.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+_TIMESTAMP = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})"
+    r"(?:\.(?P<fraction>\d{1,7}))?"
+    r"(?P<zone>Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+class TimestampError(ValueError):
+    """A value is not one of the timestamp forms the contract allows."""
+
+
+def parse_api_timestamp(value: str) -> datetime:
+    """Parse an API timestamp into a naive datetime in UTC (microsecond precision)."""
+    if not isinstance(value, str):
+        raise TimestampError(f"expected a timestamp string, got {type(value).__name__}")
+    match = _TIMESTAMP.match(value.strip())
+    if match is None:
+        raise TimestampError(f"not a timestamp the API contract allows: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(f"{match['date']}T{match['time']}")
+    except ValueError as error:
+        raise TimestampError(f"not a valid date or time: {value!r}") from error
+    fraction = (match["fraction"] or "").ljust(6, "0")[:6]
+    parsed = parsed.replace(microsecond=int(fraction))
+    zone = match["zone"]
+    if zone and zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:])
+        if hours > 23 or minutes > 59:
+            raise TimestampError(f"not a valid UTC offset: {value!r}")
+        parsed -= sign * timedelta(hours=hours, minutes=minutes)
+    return parsed
+
+
+def format_api_instant(instant: datetime) -> str:
+    """Format an instant as the API's query form: ISO-8601 UTC with ``Z``.
+
+    A naive datetime is taken to be UTC already.
+    """
+    if instant.tzinfo is not None:
+        instant = instant.astimezone(timezone.utc).replace(tzinfo=None)
+    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
+    if instant.microsecond:
+        text += f".{instant.microsecond:06d}"
+    return text + "Z"
+
+
+def to_naive_utc(instant: datetime) -> datetime:
+    """An aware datetime as naive UTC; a naive one is returned as is (already UTC)."""
+    if instant.tzinfo is None:
+        return instant
+    return instant.astimezone(timezone.utc).replace(tzinfo=None)

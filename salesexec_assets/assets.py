@@ -1,0 +1,207 @@
+"""One factory turns each report of the contract into a daily-partitioned Dagster asset.
+
+Every asset is written against its partition key range, so one code path serves one
+day (``--partition 2026-11-20``), a range in a single run (``--partition-range`` or a
+UI backfill, thanks to ``BackfillPolicy.single_run()``), and today.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+
+from salesexec_assets.api.contract import PERSONAL_FIELDS, Pull, Report
+from salesexec_assets.checks import evaluate_report_checks, report_check_specs
+from salesexec_assets.loading import LoadResult, WriteMode, load_report
+from salesexec_assets.naming import FIELD_COLUMN_PREFIX, snake_case
+from salesexec_assets.partitions import partition_date, today_in
+from salesexec_assets.records import PARTITION_COLUMN, table_spec
+from salesexec_assets.resources import SalesExecResource, WarehouseResource
+from salesexec_assets.warehouse import DuckDBWarehouse
+
+ASSET_PREFIX = "salesexec"
+GROUP_NAME = "salesexec"
+OWNERS = ["team:data-engineering"]
+API_POOL = "salesexec_api"
+PREVIEW_ROWS = 5
+PERSONAL_COLUMNS = frozenset(snake_case(name) for name in PERSONAL_FIELDS)
+
+
+def report_asset_key(report: Report) -> AssetKey:
+    return AssetKey([ASSET_PREFIX, report.name])
+
+
+def requested_days(context: AssetExecutionContext) -> list[date]:
+    """The run's partition days; a run without partitions is refused before any write."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        raise Failure(
+            description=(
+                f"{context.asset_key.to_user_string()} is partitioned by day: give a partition "
+                "(--partition 2026-11-20) or a range (--partition-range A...B). A run without "
+                "one is refused so that no table is ever rewritten whole by mistake."
+            )
+        )
+    return [partition_date(key) for key in context.partition_keys]
+
+
+def refuse_past_days_for_now_report(report: Report, days: Sequence[date], zone: str) -> None:
+    """A report that only knows "now" cannot be pulled for another day."""
+    today = today_in(zone)
+    if report.pull is Pull.NOW and list(days) != [today]:
+        raise Failure(
+            description=(
+                f"{report.title} only knows the current count: only today's partition "
+                f"({today}, {zone}) can be materialized, not {', '.join(map(str, days))}. "
+                "Nothing was written."
+            )
+        )
+
+
+def build_report_asset(
+    report: Report,
+    partitions_def: DailyPartitionsDefinition,
+    *,
+    mode: WriteMode = WriteMode.REPLACE,
+    retry_policy: RetryPolicy | None = None,
+) -> AssetsDefinition:
+    """The asset of one report; everything that differs between reports is data."""
+    key = report_asset_key(report)
+    spec = table_spec(report)
+    effective_mode = WriteMode.APPEND if report.pull is Pull.NOW else mode
+    zone = partitions_def.timezone
+
+    @asset(
+        key=key,
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP_NAME,
+        kinds={"duckdb"},
+        owners=OWNERS,
+        tags={"source": "salesexec", "update_method": effective_mode.value},
+        description=f"{report.title}: {report.description} Table `{spec.schema}.{spec.name}`.",
+        check_specs=report_check_specs(report, key),
+        pool=API_POOL,
+        retry_policy=retry_policy,
+        metadata={"dagster/table_name": f"{spec.schema}.{spec.name}", "report": report.title},
+    )
+    def _report_asset(
+        context: AssetExecutionContext,
+        salesexec: SalesExecResource,
+        warehouse: WarehouseResource,
+    ) -> MaterializeResult:
+        days = requested_days(context)
+        refuse_past_days_for_now_report(report, days, zone)
+        store = warehouse.get_warehouse(context.log)
+        with salesexec.get_client(context.log) as client:
+            lead_types = salesexec.resolve_lead_types(client)
+            context.log.info(
+                "%s: pulling %d day(s) %s..%s (%s) for lead types %s",
+                report.name, len(days), days[0], days[-1], zone,
+                ", ".join(f"{uid} ({name})" for uid, name in lead_types),
+            )
+            result = load_report(
+                report,
+                days,
+                client=client,
+                lead_types=lead_types,
+                warehouse=store,
+                zone=zone,
+                mode=effective_mode,
+                run_id=context.run.run_id,
+                chunk_days=warehouse.chunk_days,
+                log=context.log,
+                loaded_at=lambda: datetime.now(timezone.utc).replace(tzinfo=None),
+            )
+            stats = client.stats.as_dict()
+        checks = evaluate_report_checks(
+            report, key, store, days, zone, per_pull=effective_mode is WriteMode.APPEND
+        )
+        return MaterializeResult(
+            metadata=materialization_metadata(result, stats, store, salesexec, effective_mode),
+            check_results=checks,
+        )
+
+    return _report_asset
+
+
+def materialization_metadata(
+    result: LoadResult,
+    stats: dict[str, float],
+    store: DuckDBWarehouse,
+    salesexec: SalesExecResource,
+    mode: WriteMode,
+) -> dict[str, Any]:
+    """What the Dagster UI shows for a materialization; no personal data, no secrets."""
+    spec = table_spec(result.report)
+    columns = store.table_columns(spec)
+    days = result.days
+    in_days = f"{PARTITION_COLUMN} IN ({', '.join('?' for _ in days)})"
+    partition_rows = int(
+        store.query(f"SELECT count(*) AS n FROM {spec.qualified_name} WHERE {in_days}", days)["n"][0]
+    )
+    table_rows = int(store.query(f"SELECT count(*) AS n FROM {spec.qualified_name}")["n"][0])
+    preview_columns = [
+        name for name in columns
+        if name not in PERSONAL_COLUMNS and not name.startswith(FIELD_COLUMN_PREFIX)
+    ]
+    preview = store.query(
+        f"SELECT {', '.join(preview_columns)} FROM {spec.qualified_name} WHERE {in_days} "
+        f"LIMIT {PREVIEW_ROWS}",
+        days,
+    )
+    metadata: dict[str, Any] = {
+        "dagster/row_count": table_rows,
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(name, type_) for name, type_ in columns.items()]
+        ),
+        "dagster/table_name": f"{spec.schema}.{spec.name}",
+        "rows_in_partitions": partition_rows,
+        "rows_written": result.rows_written,
+        "rows_by_lead_type": MetadataValue.json(dict(result.rows_by_lead_type)),
+        "partitions": f"{days[0]}..{days[-1]} ({len(days)} day(s))",
+        "window_utc": window_text(result.windows_utc),
+        "update_method": mode.value,
+        "quarantined_records": result.quarantined,
+        "columns_added": MetadataValue.json(
+            sorted({column for write in result.writes for column in write.columns_added})
+        ),
+        "columns_widened": MetadataValue.json(
+            [list(change) for write in result.writes for change in write.columns_widened]
+        ),
+        "lock_wait_seconds": round(sum(write.lock_wait_seconds for write in result.writes), 3),
+        "source": "embedded sandbox (generated demo data, not a real account)"
+        if salesexec.uses_sandbox
+        else "SalesExec API",
+        "from_sandbox": salesexec.uses_sandbox,
+        "warehouse_path": MetadataValue.path(str(store.path)),
+        "preview": MetadataValue.md(preview.to_markdown(index=False) if not preview.empty else "(no rows)"),
+    }
+    if len(days) == 1:
+        metadata["dagster/partition_row_count"] = partition_rows
+    metadata.update({f"api_{name}": value for name, value in stats.items()})
+    if result.quarantine_reasons:
+        metadata["quarantine_reasons"] = MetadataValue.json(dict(result.quarantine_reasons))
+    return metadata
+
+
+def window_text(windows: Sequence[tuple[datetime, datetime]]) -> str:
+    if not windows:
+        return "now (this report has no window)"
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+    return f"[{start.isoformat()}Z, {end.isoformat()}Z)"

@@ -1,0 +1,173 @@
+"""API records -> warehouse rows: snake_case columns, UTC timestamps, fields kept twice.
+
+A lead's ``Fields`` object is stored whole in the ``fields`` JSON column (no value is
+ever lost, whatever happens to the flattened columns) AND flattened into one
+``field_<snake_name>`` column per field, which is what people query. Fields appear and
+change type over time; the warehouse adds and widens those columns as they come.
+
+A record that breaks the contract (a missing or non-numeric id, an unparseable
+timestamp, a window field outside the requested window) is not dropped silently: it is
+quarantined, whole, with the reason, in the report's ``<table>__quarantine`` table and
+counted in the materialization's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from salesexec_assets.api import contract
+from salesexec_assets.api.contract import FieldType, Pull, Report
+from salesexec_assets.api.timestamps import TimestampError, parse_api_timestamp
+from salesexec_assets.naming import field_column, snake_case
+from salesexec_assets.warehouse import ColumnType, TableSpec
+
+SCHEMA = "salesexec"
+PARTITION_COLUMN = "partition_date"
+FIELDS_COLUMN = snake_case(contract.LEAD_FIELDS_OBJECT)
+QUARANTINE_SUFFIX = "__quarantine"
+
+COLUMN_TYPES: dict[FieldType, ColumnType] = {
+    FieldType.INTEGER: ColumnType.BIGINT,
+    FieldType.TEXT: ColumnType.VARCHAR,
+    FieldType.TIMESTAMP: ColumnType.TIMESTAMP,
+    FieldType.OBJECT: ColumnType.JSON,
+}
+
+
+class RecordError(ValueError):
+    """A record that breaks the contract; it goes to quarantine with this reason."""
+
+
+def table_spec(report: Report) -> TableSpec:
+    """The report's table: the contract's fields in snake_case, plus the partition date."""
+    columns = {snake_case(name): COLUMN_TYPES[kind] for name, kind in report.record.items()}
+    columns[PARTITION_COLUMN] = ColumnType.DATE
+    return TableSpec(schema=SCHEMA, name=report.name, columns=columns)
+
+
+def quarantine_spec(report: Report) -> TableSpec:
+    """Where the report's rejected records go, whole, with the reason."""
+    return TableSpec(
+        schema=SCHEMA,
+        name=report.name + QUARANTINE_SUFFIX,
+        columns={
+            "lead_type_uid": ColumnType.BIGINT,
+            "reason": ColumnType.VARCHAR,
+            "record": ColumnType.JSON,
+            PARTITION_COLUMN: ColumnType.DATE,
+        },
+    )
+
+
+def key_columns(report: Report) -> tuple[str, ...]:
+    return tuple(snake_case(name) for name in report.key)
+
+
+def window_column(report: Report) -> str | None:
+    return snake_case(report.window_field) if report.window_field else None
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"{value!r} is not an integer")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _timestamp(value: Any) -> datetime:
+    try:
+        return parse_api_timestamp(value)
+    except TimestampError as error:
+        raise ValueError(str(error)) from None
+
+
+_CONVERTERS: dict[FieldType, Callable[[Any], Any]] = {
+    FieldType.INTEGER: _integer,
+    FieldType.TEXT: _text,
+    FieldType.TIMESTAMP: _timestamp,
+}
+
+
+def _flat_value(value: Any) -> Any:
+    """A field's value for its own column: scalars as they are, nested values as JSON."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+@dataclass(frozen=True)
+class RowBuilder:
+    """Turns one report's records into rows for one set of partition days."""
+
+    report: Report
+    partition_of: Callable[[datetime], date]  # a window-field instant -> its local day
+    days: frozenset[date]  # the days being pulled; a record outside them is quarantined
+    fixed_day: date | None = None  # for aggregate and "now" reports: the day being pulled
+
+    def row(self, record: Any) -> dict[str, Any]:
+        """One record as a row, or a RecordError saying why it cannot be one."""
+        if not isinstance(record, dict):
+            raise RecordError(f"a record must be a JSON object, got {type(record).__name__}")
+        row: dict[str, Any] = {}
+        for name, kind in self.report.record.items():
+            value = record.get(name)
+            if value is None:
+                if name in self.report.key or name == self.report.window_field:
+                    raise RecordError(f"{name} is missing")
+                row[snake_case(name)] = None
+            elif kind is FieldType.OBJECT:
+                row.update(self._fields_columns(name, value))
+            else:
+                try:
+                    row[snake_case(name)] = _CONVERTERS[kind](value)
+                except ValueError as error:
+                    raise RecordError(f"{name}: {error}") from None
+        for name, value in record.items():  # fields the contract does not know yet: kept
+            if name not in self.report.record:
+                row.setdefault(snake_case(name), _flat_value(value))
+        row[PARTITION_COLUMN] = self._partition(row)
+        return row
+
+    def _fields_columns(self, name: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise RecordError(f"{name} must be an object, got {type(value).__name__}")
+        columns = {field_column(field): _flat_value(item) for field, item in value.items()}
+        columns[snake_case(name)] = json.dumps(value, sort_keys=True)
+        return columns
+
+    def _partition(self, row: dict[str, Any]) -> date:
+        if self.report.pull is not Pull.RECORDS:
+            assert self.fixed_day is not None, "aggregate reports are pulled one day at a time"
+            return self.fixed_day
+        instant = row[window_column(self.report)]  # type: ignore[index]
+        day = self.partition_of(instant)
+        if day not in self.days:
+            raise RecordError(
+                f"{self.report.window_field} {instant.isoformat()} is outside the requested days"
+            )
+        return day
+
+
+def quarantine_row(record: Any, reason: str, lead_type_uid: int, day: date) -> dict[str, Any]:
+    """A rejected record, whole, with the reason; ``day`` is the first day of the pull."""
+    return {
+        "lead_type_uid": lead_type_uid,
+        "reason": reason,
+        "record": json.dumps(record, sort_keys=True, default=str),
+        PARTITION_COLUMN: day,
+    }

@@ -1,0 +1,149 @@
+"""Dagster resources: the SalesExec account, and the DuckDB warehouse file.
+
+One ``SalesExecResource`` serves every report asset (the connector's "reuse a saved
+login"). With no credentials and no base URL it starts the embedded SalesExec sandbox
+for the run, and says so loudly: that is the default a newcomer meets.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from salesexec_assets.api import contract
+from salesexec_assets.api.client import RetrySettings, SalesExecClient, Timeouts
+from salesexec_assets.api.errors import SalesExecError
+from salesexec_assets.settings import SANDBOX
+from salesexec_assets.warehouse import DuckDBWarehouse
+
+SANDBOX_LOG_LINE = (
+    "SALESEXEC SANDBOX: no SalesExec credentials are set, so this run reads the embedded "
+    "SalesExec sandbox (generated demo data), NOT a real account. Set SALESEXEC_USERNAME "
+    "and SALESEXEC_PASSWORD to read your account."
+)
+
+
+class SalesExecResource(ConfigurableResource):
+    """A SalesExec account: where the API is, who logs in, which lead types to read."""
+
+    base_url: str = Field(
+        default="",
+        description="API base URL; empty = the real API when credentials are set, else the "
+        "embedded sandbox; 'sandbox' = always the embedded sandbox.",
+    )
+    username: str | None = Field(default=None, description="SalesExec user name.")
+    password: str | None = Field(default=None, description="SalesExec password (never shown).")
+    lead_type_uids: list[int] | None = Field(
+        default=None, description="Lead types to pull; empty = every lead type of the account."
+    )
+    page_size: int = Field(default=contract.TAKE_MAX, ge=1, le=contract.TAKE_MAX)
+    max_concurrent_requests: int = Field(
+        default=4, ge=1, le=32, description="Pages fetched at once within one report window."
+    )
+    max_attempts: int = Field(default=8, ge=1, description="Tries per call on transient errors.")
+    max_total_wait_seconds: float = Field(
+        default=300.0, ge=0, description="Most seconds one call may spend waiting to retry."
+    )
+    backoff_initial_seconds: float = Field(default=0.5, gt=0)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    read_timeout_seconds: float = Field(default=120.0, gt=0)
+    sandbox_leads_per_day: int = Field(
+        default=50, ge=1, description="Volume of the embedded sandbox (leads per lead type per day)."
+    )
+
+    _sandbox: Any = PrivateAttr(default=None)
+    _sandbox_url: str | None = PrivateAttr(default=None)
+
+    def __repr_args__(self) -> Any:
+        # pydantic's repr would print the password once EnvVars are resolved
+        for name, value in super().__repr_args__():
+            yield name, ("********" if name == "password" and value else value)
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.base_url == SANDBOX or (not self.base_url and not self.username)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if not self.uses_sandbox:
+            return
+        from salesexec_assets.sandbox import SandboxConfig, SandboxServer
+
+        server = SandboxServer(SandboxConfig(leads_per_day=self.sandbox_leads_per_day))
+        server.start()
+        self._sandbox = server
+        self._sandbox_url = server.base_url
+        (context.log or logging.getLogger(__name__)).warning(SANDBOX_LOG_LINE)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+
+    def get_client(self, logger: logging.Logger | None = None) -> SalesExecClient:
+        """A logged-out client for this account (it logs in on its first call)."""
+        if self.uses_sandbox:
+            if self._sandbox_url is None:
+                raise SalesExecError("the embedded sandbox is not running (resource not set up)")
+            from salesexec_assets.sandbox import SandboxConfig
+
+            defaults = SandboxConfig()
+            base_url, username, password = self._sandbox_url, defaults.username, defaults.password
+        else:
+            if not self.username or not self.password:
+                raise SalesExecError(
+                    "SalesExec credentials are missing: set SALESEXEC_USERNAME and "
+                    "SALESEXEC_PASSWORD"
+                )
+            base_url = self.base_url or contract.DEFAULT_BASE_URL
+            username, password = self.username, self.password
+        return SalesExecClient(
+            base_url,
+            username,
+            password,
+            retry=RetrySettings(
+                max_attempts=self.max_attempts,
+                max_total_wait_seconds=self.max_total_wait_seconds,
+                backoff_initial_seconds=self.backoff_initial_seconds,
+            ),
+            timeouts=Timeouts(self.connect_timeout_seconds, self.read_timeout_seconds),
+            page_size=self.page_size,
+            max_concurrent_requests=self.max_concurrent_requests,
+            logger=logger,
+        )
+
+    def resolve_lead_types(self, client: SalesExecClient) -> list[tuple[int, str]]:
+        """The lead types to pull, as (uid, name); an unknown configured UID is an error."""
+        account = {
+            int(lead_type[contract.LEAD_TYPE_UID]): str(lead_type.get(contract.LEAD_TYPE_NAME, ""))
+            for lead_type in client.lead_types()
+        }
+        if not self.lead_type_uids:
+            return sorted(account.items())
+        unknown = [uid for uid in self.lead_type_uids if uid not in account]
+        if unknown:
+            known = ", ".join(f"{uid} ({name})" for uid, name in sorted(account.items()))
+            raise SalesExecError(
+                f"unknown lead type UID(s) {unknown} in SALESEXEC_LEAD_TYPE_UIDS; this account "
+                f"has: {known}"
+            )
+        return [(uid, account[uid]) for uid in self.lead_type_uids]
+
+
+class WarehouseResource(ConfigurableResource):
+    """The DuckDB file the report tables live in."""
+
+    path: str = Field(description="DuckDB database file.")
+    lock_timeout_seconds: float = Field(
+        default=600.0, ge=0, description="How long a write waits for another writer's lock."
+    )
+    chunk_days: int = Field(
+        default=7, ge=1, description="Days pulled and written per transaction in a range run."
+    )
+
+    def get_warehouse(self, logger: logging.Logger | None = None) -> DuckDBWarehouse:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        return DuckDBWarehouse(self.path, lock_timeout_seconds=self.lock_timeout_seconds, logger=logger)

@@ -1,0 +1,113 @@
+"""Settings read from ``SALESEXEC_*`` environment variables, validated when definitions load.
+
+A malformed value fails at load time with an error that names the variable, instead of
+surfacing later as a confusing run failure. Credentials are not read here: the resource
+reads them with ``dagster.EnvVar`` at run time, so their values never enter run config.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SANDBOX = "sandbox"
+DEFAULT_START_DATE = date(2024, 1, 1)
+DEFAULT_DUCKDB_PATH = Path("data") / "salesexec_warehouse.duckdb"
+
+BASE_URL_VAR = "SALESEXEC_BASE_URL"
+USERNAME_VAR = "SALESEXEC_USERNAME"
+PASSWORD_VAR = "SALESEXEC_PASSWORD"
+LEAD_TYPE_UIDS_VAR = "SALESEXEC_LEAD_TYPE_UIDS"
+TIMEZONE_VAR = "SALESEXEC_TIMEZONE"
+START_DATE_VAR = "SALESEXEC_START_DATE"
+DUCKDB_PATH_VAR = "SALESEXEC_DUCKDB_PATH"
+CONFIG_VAR = "SALESEXEC_CONFIG"
+
+
+class SettingsError(ValueError):
+    """A ``SALESEXEC_*`` variable holds a value the project cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything about the deployment that is not a secret."""
+
+    base_url: str  # "" = the real API (with credentials) or the embedded sandbox (without)
+    has_credentials: bool
+    lead_type_uids: tuple[int, ...] | None  # None = every lead type of the account
+    timezone: str
+    start_date: date
+    duckdb_path: Path
+
+    @property
+    def uses_embedded_sandbox(self) -> bool:
+        return self.base_url == SANDBOX or (not self.base_url and not self.has_credentials)
+
+
+def parse_lead_type_uids(text: str) -> tuple[int, ...] | None:
+    """``"1, 2,3"`` -> ``(1, 2, 3)``; empty -> None (every lead type)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        return None
+    uids = []
+    for part in parts:
+        if not part.isdigit() or int(part) <= 0:
+            raise SettingsError(
+                f"{LEAD_TYPE_UIDS_VAR} must be comma-separated positive integers; "
+                f"{part!r} is not one"
+            )
+        uids.append(int(part))
+    return tuple(dict.fromkeys(uids))
+
+
+def parse_timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{TIMEZONE_VAR}={text!r} is not an IANA time zone (e.g. UTC, America/Chicago)"
+        ) from None
+    return text
+
+
+def parse_start_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{START_DATE_VAR}={text!r} is not a date like 2024-01-01") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the ``SALESEXEC_*`` variables (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+
+    def value(name: str) -> str:
+        return env.get(name, "").strip()
+
+    username, password = value(USERNAME_VAR), value(PASSWORD_VAR)
+    if bool(username) != bool(password):
+        missing = PASSWORD_VAR if username else USERNAME_VAR
+        raise SettingsError(f"{missing} is not set: set both SalesExec credentials or neither")
+    base_url = value(BASE_URL_VAR).rstrip("/")
+    if base_url and base_url != SANDBOX and not base_url.startswith(("http://", "https://")):
+        raise SettingsError(f"{BASE_URL_VAR}={base_url!r} must be an http(s) URL or 'sandbox'")
+    if base_url and base_url != SANDBOX and not username:
+        raise SettingsError(
+            f"{BASE_URL_VAR} is set but {USERNAME_VAR}/{PASSWORD_VAR} are not: a SalesExec "
+            "API needs credentials (unset the URL, or set it to 'sandbox', for the sandbox)"
+        )
+    start_date = parse_start_date(value(START_DATE_VAR) or DEFAULT_START_DATE.isoformat())
+    if start_date > date.today():
+        raise SettingsError(f"{START_DATE_VAR}={start_date} is in the future")
+    return Settings(
+        base_url=base_url,
+        has_credentials=bool(username),
+        lead_type_uids=parse_lead_type_uids(value(LEAD_TYPE_UIDS_VAR)),
+        timezone=parse_timezone(value(TIMEZONE_VAR) or "UTC"),
+        start_date=start_date,
+        duckdb_path=Path(value(DUCKDB_PATH_VAR) or DEFAULT_DUCKDB_PATH),
+    )
