@@ -5,10 +5,9 @@ day (``--partition 2026-11-20``), a range in a single run (``--partition-range``
 UI backfill, thanks to ``BackfillPolicy.single_run()``), and today.
 """
 
-from __future__ import annotations
-
+import warnings
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from dagster import (
@@ -16,6 +15,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
+    BetaWarning,
     DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
@@ -34,6 +34,10 @@ from salesexec_assets.partitions import partition_date, today_in
 from salesexec_assets.records import PARTITION_COLUMN, table_spec
 from salesexec_assets.resources import SalesExecResource, WarehouseResource
 from salesexec_assets.warehouse import DuckDBWarehouse
+
+# BackfillPolicy.single_run() is what makes a partition range one run, and the design rests
+# on it; Dagster 1.13 still labels the parameter beta. Silence that one notice, nothing else.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", category=BetaWarning)
 
 ASSET_PREFIX = "salesexec"
 GROUP_NAME = "salesexec"
@@ -78,6 +82,7 @@ def build_report_asset(
     partitions_def: DailyPartitionsDefinition,
     *,
     mode: WriteMode = WriteMode.REPLACE,
+    retention_days: int | None = None,
     retry_policy: RetryPolicy | None = None,
 ) -> AssetsDefinition:
     """The asset of one report; everything that differs between reports is data."""
@@ -112,7 +117,11 @@ def build_report_asset(
             lead_types = salesexec.resolve_lead_types(client)
             context.log.info(
                 "%s: pulling %d day(s) %s..%s (%s) for lead types %s",
-                report.name, len(days), days[0], days[-1], zone,
+                report.name,
+                len(days),
+                days[0],
+                days[-1],
+                zone,
                 ", ".join(f"{uid} ({name})" for uid, name in lead_types),
             )
             result = load_report(
@@ -129,15 +138,43 @@ def build_report_asset(
                 loaded_at=lambda: datetime.now(timezone.utc).replace(tzinfo=None),
             )
             stats = client.stats.as_dict()
+        dropped = drop_expired_partitions(store, report, zone, retention_days, context)
         checks = evaluate_report_checks(
             report, key, store, days, zone, per_pull=effective_mode is WriteMode.APPEND
         )
+        metadata = materialization_metadata(result, stats, store, salesexec, effective_mode)
+        if retention_days is not None:
+            metadata["retention_days"] = retention_days
+            metadata["partitions_dropped"] = MetadataValue.json([str(day) for day in dropped])
         return MaterializeResult(
-            metadata=materialization_metadata(result, stats, store, salesexec, effective_mode),
+            metadata=metadata,
             check_results=checks,
         )
 
     return _report_asset
+
+
+def drop_expired_partitions(
+    store: DuckDBWarehouse,
+    report: Report,
+    zone: str,
+    retention_days: int | None,
+    context: AssetExecutionContext,
+) -> tuple[date, ...]:
+    """The "Partition" update method: keep only the last ``retention_days`` days."""
+    if retention_days is None:
+        return ()
+    cutoff = today_in(zone) - timedelta(days=retention_days - 1)
+    dropped = store.drop_partitions_before(table_spec(report), cutoff)
+    if dropped:
+        context.log.info(
+            "%s: retention of %d days dropped %d partition(s) before %s",
+            report.name,
+            retention_days,
+            len(dropped),
+            cutoff,
+        )
+    return dropped
 
 
 def materialization_metadata(
@@ -153,11 +190,14 @@ def materialization_metadata(
     days = result.days
     in_days = f"{PARTITION_COLUMN} IN ({', '.join('?' for _ in days)})"
     partition_rows = int(
-        store.query(f"SELECT count(*) AS n FROM {spec.qualified_name} WHERE {in_days}", days)["n"][0]
+        store.query(f"SELECT count(*) AS n FROM {spec.qualified_name} WHERE {in_days}", days)["n"][
+            0
+        ]
     )
     table_rows = int(store.query(f"SELECT count(*) AS n FROM {spec.qualified_name}")["n"][0])
     preview_columns = [
-        name for name in columns
+        name
+        for name in columns
         if name not in PERSONAL_COLUMNS and not name.startswith(FIELD_COLUMN_PREFIX)
     ]
     preview = store.query(
@@ -190,7 +230,9 @@ def materialization_metadata(
         else "SalesExec API",
         "from_sandbox": salesexec.uses_sandbox,
         "warehouse_path": MetadataValue.path(str(store.path)),
-        "preview": MetadataValue.md(preview.to_markdown(index=False) if not preview.empty else "(no rows)"),
+        "preview": MetadataValue.md(
+            preview.to_markdown(index=False) if not preview.empty else "(no rows)"
+        ),
     }
     if len(days) == 1:
         metadata["dagster/partition_row_count"] = partition_rows

@@ -5,8 +5,6 @@ tables), no key is null, every window-field instant lies inside its partition's 
 Across reports: per day and lead type, Branch Lead Count adds up to All Leads' rows.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from datetime import date
 
@@ -41,7 +39,9 @@ BRANCH_COUNTS_MATCH_LEADS = "branch_counts_match_all_leads"
 def report_check_specs(report: Report, asset_key: AssetKey) -> list[AssetCheckSpec]:
     keys = ", ".join(key_columns(report))
     specs = [
-        AssetCheckSpec(UNIQUE_KEY, asset=asset_key, description=f"({keys}) is unique per partition."),
+        AssetCheckSpec(
+            UNIQUE_KEY, asset=asset_key, description=f"({keys}) is unique per partition."
+        ),
         AssetCheckSpec(NO_NULL_KEYS, asset=asset_key, description=f"No row has a null {keys}."),
         AssetCheckSpec(
             NO_QUARANTINED_RECORDS,
@@ -95,15 +95,21 @@ def evaluate_report_checks(
     )["n"][0]
     results = [
         AssetCheckResult(
-            asset_key=asset_key, check_name=UNIQUE_KEY, passed=bool(duplicates == 0),
+            asset_key=asset_key,
+            check_name=UNIQUE_KEY,
+            passed=bool(duplicates == 0),
             metadata={"duplicate_keys": int(duplicates)},
         ),
         AssetCheckResult(
-            asset_key=asset_key, check_name=NO_NULL_KEYS, passed=bool(nulls == 0),
+            asset_key=asset_key,
+            check_name=NO_NULL_KEYS,
+            passed=bool(nulls == 0),
             metadata={"rows_with_null_key": int(nulls)},
         ),
         AssetCheckResult(
-            asset_key=asset_key, check_name=NO_QUARANTINED_RECORDS, passed=bool(quarantined == 0),
+            asset_key=asset_key,
+            check_name=NO_QUARANTINED_RECORDS,
+            passed=bool(quarantined == 0),
             severity=AssetCheckSeverity.WARN,
             metadata={"quarantined_records": int(quarantined)},
         ),
@@ -119,8 +125,10 @@ def evaluate_report_checks(
         )["n"][0]
         results.append(
             AssetCheckResult(
-                asset_key=asset_key, check_name=WINDOW_FIELD_IN_PARTITION,
-                passed=bool(outside == 0), metadata={"rows_outside_window": int(outside)},
+                asset_key=asset_key,
+                check_name=WINDOW_FIELD_IN_PARTITION,
+                passed=bool(outside == 0),
+                metadata={"rows_outside_window": int(outside)},
             )
         )
     return results

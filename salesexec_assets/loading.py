@@ -123,14 +123,23 @@ def load_report(
             stamp = loaded_at()
             result.writes.append(
                 warehouse.write(
-                    stage, replace_partitions=chunk_replace, run_id=run_id, loaded_at=stamp,
+                    stage,
+                    replace_partitions=chunk_replace,
+                    run_id=run_id,
+                    loaded_at=stamp,
                     before_insert=before_insert,
                 )
             )
-            warehouse.write(rejected, replace_partitions=chunk_replace, run_id=run_id, loaded_at=stamp)
+            warehouse.write(
+                rejected, replace_partitions=chunk_replace, run_id=run_id, loaded_at=stamp
+            )
         log.info(
             "%s: wrote %s..%s (%d rows so far, %d quarantined)",
-            report.name, chunk[0], chunk[-1], result.rows_written, result.quarantined,
+            report.name,
+            chunk[0],
+            chunk[-1],
+            result.rows_written,
+            result.quarantined,
         )
     return result
 
@@ -164,7 +173,10 @@ def _stage_plan(
             result.quarantined += len(bad)
             log.warning(
                 "%s: %d record(s) of lead type %s quarantined, e.g.: %s",
-                report.name, len(bad), label, bad[0]["reason"],
+                report.name,
+                len(bad),
+                label,
+                bad[0]["reason"],
             )
         pages += 1
         rows += len(good)

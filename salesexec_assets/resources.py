@@ -52,7 +52,9 @@ class SalesExecResource(ConfigurableResource):
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
     read_timeout_seconds: float = Field(default=120.0, gt=0)
     sandbox_leads_per_day: int = Field(
-        default=50, ge=1, description="Volume of the embedded sandbox (leads per lead type per day)."
+        default=50,
+        ge=1,
+        description="Volume of the embedded sandbox (leads per lead type per day).",
     )
 
     _sandbox: Any = PrivateAttr(default=None)
@@ -146,4 +148,6 @@ class WarehouseResource(ConfigurableResource):
 
     def get_warehouse(self, logger: logging.Logger | None = None) -> DuckDBWarehouse:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return DuckDBWarehouse(self.path, lock_timeout_seconds=self.lock_timeout_seconds, logger=logger)
+        return DuckDBWarehouse(
+            self.path, lock_timeout_seconds=self.lock_timeout_seconds, logger=logger
+        )

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Hashable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,6 +45,8 @@ from salesexec_assets.api.errors import (
 )
 from salesexec_assets.api.timestamps import format_api_instant, to_naive_utc
 
+MAX_RELOGINS_PER_CALL = 3
+
 Record = dict[str, Any]
 Page = list[Record]
 
@@ -60,7 +62,9 @@ class RetrySettings:
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """Exponential backoff with "equal jitter": never near zero, never synchronized."""
-        ceiling = min(self.backoff_max_seconds, self.backoff_initial_seconds * 2 ** (retry_number - 1))
+        ceiling = min(
+            self.backoff_max_seconds, self.backoff_initial_seconds * 2 ** (retry_number - 1)
+        )
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -96,8 +100,7 @@ class ClientStats:
 
     def as_dict(self) -> dict[str, float]:
         with self._lock:
-            values = asdict(self)
-        values.pop("_lock", None)
+            values = {item.name: getattr(self, item.name) for item in fields(self) if item.compare}
         return {
             name: round(value, 3) if isinstance(value, float) else value
             for name, value in values.items()
@@ -167,7 +170,9 @@ class SalesExecClient:
         rng: random.Random | None = None,
     ) -> None:
         if not 1 <= page_size <= contract.TAKE_MAX:
-            raise ValueError(f"page_size must be between 1 and {contract.TAKE_MAX}, got {page_size}")
+            raise ValueError(
+                f"page_size must be between 1 and {contract.TAKE_MAX}, got {page_size}"
+            )
         if max_concurrent_requests < 1:
             raise ValueError("max_concurrent_requests must be at least 1")
         self.base_url = base_url.rstrip("/")
@@ -247,34 +252,42 @@ class SalesExecClient:
         endpoint = f"{method} {path}"
         attempts = 0
         waited = 0.0
-        relogged = False
+        relogins = 0
         while True:
             attempts += 1
             try:
                 return self._attempt(method, path, params, json_body, login)
             except _TokenRejected as rejected:
-                if relogged:
+                # one fresh login per rejection; a few more only because concurrent pages
+                # can use up a short-lived token before this call gets to repeat
+                if relogins >= MAX_RELOGINS_PER_CALL:
                     raise AuthorizationError(
-                        f"SalesExec refused {endpoint} even after a fresh login: "
+                        f"SalesExec refused {endpoint} even after {relogins} fresh login(s): "
                         f"{rejected.api_message or 'HTTP 401'}"
                     ) from None
-                relogged = True
+                relogins += 1
                 attempts -= 1  # a token refresh is not a failed attempt
                 self._refresh_token(rejected.generation)
             except _Retryable as failure:
                 if attempts >= self.retry.max_attempts:
-                    raise RetriesExhaustedError(endpoint, failure.status, attempts, waited) from None
+                    raise RetriesExhaustedError(
+                        endpoint, failure.status, attempts, waited
+                    ) from None
                 rate_limited = failure.retry_after is not None
                 delay = (
-                    failure.retry_after
-                    if rate_limited
-                    else self.retry.backoff(attempts, self._rng)
+                    failure.retry_after if rate_limited else self.retry.backoff(attempts, self._rng)
                 )
                 if waited + delay > self.retry.max_total_wait_seconds:
-                    raise RetriesExhaustedError(endpoint, failure.status, attempts, waited) from None
+                    raise RetriesExhaustedError(
+                        endpoint, failure.status, attempts, waited
+                    ) from None
                 self.log.warning(
                     "SalesExec %s: %s; retry %d of %d in %.1f s",
-                    endpoint, failure.status, attempts, self.retry.max_attempts - 1, delay,
+                    endpoint,
+                    failure.status,
+                    attempts,
+                    self.retry.max_attempts - 1,
+                    delay,
                 )
                 self.stats.add(retries=1)
                 if rate_limited:
@@ -361,7 +374,9 @@ class SalesExecClient:
     def awaiting_import_count(self, lead_type_uid: int) -> Record:
         """The number of leads awaiting import for a lead type, as of now."""
         report = contract.REPORTS_BY_NAME["leads_awaiting_import_count"]
-        payload = self._request("GET", report.path, params={contract.PARAM_LEAD_TYPE: lead_type_uid})
+        payload = self._request(
+            "GET", report.path, params={contract.PARAM_LEAD_TYPE: lead_type_uid}
+        )
         if not isinstance(payload, dict):
             raise MalformedResponseError(
                 f"SalesExec GET {report.path} answered {type(payload).__name__}, not an object"
@@ -397,7 +412,9 @@ class SalesExecClient:
         keyless = 0
         for reread in range(self.max_window_rereads + 1):
             total = 0
-            for envelope in self._iter_envelopes(report.path, params):
+            # a re-read takes the largest pages: fewer calls, less time for the data to move
+            page_size = self.page_size if reread == 0 else contract.TAKE_MAX
+            for envelope in self._iter_envelopes(report.path, params, page_size):
                 total = envelope[contract.ENVELOPE_TOTAL]
                 page: Page = []
                 for record in envelope[contract.ENVELOPE_RESULTS]:
@@ -421,40 +438,52 @@ class SalesExecClient:
             self.log.info(
                 "SalesExec %s %s: %d distinct rows but TotalCount is now %d (rows added while "
                 "paging); reading the window again for the missing ones",
-                report.path, _describe_params(params), len(seen) + keyless, total,
+                report.path,
+                _describe_params(params),
+                len(seen) + keyless,
+                total,
             )
         self.log.warning(
             "SalesExec %s %s: still %d rows short after %d re-reads; the data changed "
             "faster than it could be read",
-            report.path, _describe_params(params), total - len(seen) - keyless,
+            report.path,
+            _describe_params(params),
+            total - len(seen) - keyless,
             self.max_window_rereads,
         )
 
-    def _iter_envelopes(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _iter_envelopes(
+        self, path: str, params: dict[str, Any], page_size: int
+    ) -> Iterator[dict[str, Any]]:
         """The first page, then the rest fetched concurrently (bounded) and yielded in order."""
-        first = self._get_page(path, params, 0)
+        first = self._get_page(path, params, 0, page_size)
         yield first
         total = first[contract.ENVELOPE_TOTAL]
-        offsets = deque(range(self.page_size, total, self.page_size))
+        offsets = deque(range(page_size, total, page_size))
         if not offsets:
             return
         if self.max_concurrent_requests == 1:
             for skip in offsets:
-                yield self._get_page(path, params, skip)
+                yield self._get_page(path, params, skip, page_size)
             return
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             in_flight: deque[Future[dict[str, Any]]] = deque()
             try:
                 while offsets or in_flight:
                     while offsets and len(in_flight) < self.max_concurrent_requests:
-                        in_flight.append(pool.submit(self._get_page, path, params, offsets.popleft()))
+                        in_flight.append(
+                            pool.submit(self._get_page, path, params, offsets.popleft(), page_size)
+                        )
                     yield in_flight.popleft().result()
             finally:
                 for future in in_flight:
                     future.cancel()
 
-    def _get_page(self, path: str, params: dict[str, Any], skip: int) -> dict[str, Any]:
-        page_params = {**params, contract.PARAM_SKIP: skip, contract.PARAM_TAKE: self.page_size}
+    def _get_page(
+        self, path: str, params: dict[str, Any], skip: int, page_size: int | None = None
+    ) -> dict[str, Any]:
+        take = page_size or self.page_size
+        page_params = {**params, contract.PARAM_SKIP: skip, contract.PARAM_TAKE: take}
         envelope = self._request("GET", path, params=page_params)
         _check_envelope(envelope, f"GET {path}")
         self.stats.add(pages=1)

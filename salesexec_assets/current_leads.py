@@ -1,0 +1,189 @@
+"""``salesexec/leads``: ONE current row per lead, the connector's "Merge / Upsert" method.
+
+The lead reports (All Leads, Closed Leads, Last Updated Leads) are daily snapshots: the
+same lead shows up in the day it was added, the day it closed, the day it was last
+updated, each time as it was when that partition was pulled. A report set to
+``update_method: merge`` keeps its partitions (replaced as usual) AND feeds this
+current-state table, keyed by ``lead_uid``, where the row with the newest
+``last_updated_utc`` wins.
+
+The asset is partitioned like the reports and runs after them in the same run: for the
+run's days it reads the rows just written to the merge reports' tables and upserts them
+in one warehouse transaction (:meth:`DuckDBWarehouse.upsert`). A tie on
+``last_updated_utc`` keeps the incoming row, so re-running a day changes nothing but the
+load stamp: re-running is harmless, and so is running days out of order (an older day
+never overwrites a newer version of a lead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionsDefinition,
+    asset,
+)
+
+from salesexec_assets.api.contract import REPORTS_BY_NAME, Report
+from salesexec_assets.assets import (
+    ASSET_PREFIX,
+    GROUP_NAME,
+    OWNERS,
+    report_asset_key,
+    requested_days,
+)
+from salesexec_assets.partitions import consecutive_chunks
+from salesexec_assets.records import PARTITION_COLUMN, SCHEMA, table_spec
+from salesexec_assets.resources import WarehouseResource
+from salesexec_assets.warehouse import (
+    LOADED_AT_COLUMN,
+    RUN_ID_COLUMN,
+    ColumnType,
+    DuckDBWarehouse,
+    RowStage,
+    TableSpec,
+    WriteResult,
+)
+
+LEADS_ASSET_KEY = AssetKey([ASSET_PREFIX, "leads"])
+LEADS_TABLE = "leads"
+LEAD_KEY = ("lead_uid",)
+NEWEST_BY = "last_updated_utc"
+SOURCE_REPORT_COLUMN = "source_report"
+# The warehouse's writers share one pool: a DuckDB file takes one writer at a time.
+WAREHOUSE_POOL = "salesexec_warehouse"
+READ_CHUNK_DAYS = 7  # days read per query, so a long range never sits in memory at once
+
+
+def leads_table_spec() -> TableSpec:
+    """``salesexec.leads``: a lead report's columns, no partition, plus where it came from."""
+    lead_columns = table_spec(REPORTS_BY_NAME["all_leads"]).columns
+    columns = {name: kind for name, kind in lead_columns.items() if name != PARTITION_COLUMN}
+    columns[SOURCE_REPORT_COLUMN] = ColumnType.VARCHAR
+    return TableSpec(schema=SCHEMA, name=LEADS_TABLE, columns=columns, partition_column=None)
+
+
+@dataclass
+class MergeResult:
+    """What one merge read and wrote."""
+
+    rows_read: dict[str, int] = field(default_factory=dict)
+    write: WriteResult | None = None
+
+
+def _python_rows(frame: pd.DataFrame, source: str) -> list[dict[str, Any]]:
+    """DataFrame rows as plain Python values (None for NULL), tagged with their report."""
+    plain = frame.astype(object).where(frame.notna(), None)
+    rows = plain.to_dict("records")
+    for row in rows:
+        for name, value in row.items():
+            if isinstance(value, pd.Timestamp):
+                row[name] = value.to_pydatetime()
+        row[SOURCE_REPORT_COLUMN] = source
+    return rows
+
+
+def merge_current_leads(
+    store: DuckDBWarehouse,
+    sources: Sequence[Report],
+    days: Sequence[date],
+    *,
+    run_id: str,
+    loaded_at: datetime,
+) -> MergeResult:
+    """Upsert the leads of ``days`` from the ``sources`` tables into ``salesexec.leads``.
+
+    Rows are staged (bounded memory), then merged in ONE transaction: newest
+    ``last_updated_utc`` per ``lead_uid`` wins, ties keep the incoming row.
+    """
+    target = leads_table_spec()
+    result = MergeResult()
+    dropped = f"{PARTITION_COLUMN}, {LOADED_AT_COLUMN}, {RUN_ID_COLUMN}"
+    with RowStage(target) as stage:
+        for report in sources:
+            source = table_spec(report)
+            result.rows_read[report.name] = 0
+            if not store.table_columns(source):
+                continue  # the report was never written: nothing to merge from it
+            for chunk in consecutive_chunks(days, READ_CHUNK_DAYS):
+                frame = store.query(
+                    f"SELECT * EXCLUDE ({dropped}) FROM {source.qualified_name} "
+                    f"WHERE {PARTITION_COLUMN} BETWEEN ? AND ? ORDER BY {PARTITION_COLUMN}",
+                    [chunk[0], chunk[-1]],
+                )
+                stage.add(_python_rows(frame, report.name))
+                result.rows_read[report.name] += len(frame)
+        if stage.row_count:
+            result.write = store.upsert(
+                stage, target, key=LEAD_KEY, newest_by=NEWEST_BY, run_id=run_id,
+                loaded_at=loaded_at,
+            )
+    return result
+
+
+def build_current_leads_asset(
+    sources: Sequence[Report], partitions_def: TimeWindowPartitionsDefinition
+) -> AssetsDefinition:
+    """The merge asset, fed by the reports whose update method is ``merge``."""
+    names = ", ".join(report.name for report in sources)
+    spec = leads_table_spec()
+
+    @asset(
+        key=LEADS_ASSET_KEY,
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=[report_asset_key(report) for report in sources],
+        group_name=GROUP_NAME,
+        kinds={"duckdb"},
+        owners=OWNERS,
+        pool=WAREHOUSE_POOL,
+        tags={"source": "salesexec", "update_method": "merge"},
+        description=(
+            f"Current state of every lead: one row per lead_uid, merged from {names} "
+            f"(newest last_updated_utc wins). Table `{spec.schema}.{spec.name}`. A partition "
+            "run merges that day's rows of the source tables; re-running is harmless."
+        ),
+        metadata={"dagster/table_name": f"{spec.schema}.{spec.name}", "merged_from": names},
+    )
+    def current_leads(
+        context: AssetExecutionContext, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        days = requested_days(context)
+        store = warehouse.get_warehouse(context.log)
+        result = merge_current_leads(
+            store, sources, days, run_id=context.run.run_id,
+            loaded_at=datetime.now(timezone.utc).replace(tzinfo=None),
+        )
+        total = (
+            int(store.query(f"SELECT count(*) AS n FROM {spec.qualified_name}")["n"][0])
+            if store.table_columns(spec)
+            else 0
+        )
+        write = result.write
+        context.log.info(
+            "salesexec.leads: read %s for %s..%s; %d row(s) upserted, %d lead(s) in the table",
+            result.rows_read, days[0], days[-1], write.rows_written if write else 0, total,
+        )
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": total,
+                "dagster/table_name": f"{spec.schema}.{spec.name}",
+                "rows_read": MetadataValue.json(result.rows_read),
+                "rows_upserted": write.rows_written if write else 0,
+                "rows_superseded": write.rows_deleted if write else 0,
+                "partitions": f"{days[0]}..{days[-1]} ({len(days)} day(s))",
+                "update_method": "merge",
+            }
+        )
+
+    return current_leads

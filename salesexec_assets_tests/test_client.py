@@ -1,0 +1,284 @@
+"""The SalesExec client against a real sandbox server on loopback."""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import random
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+
+from salesexec_assets.api import contract
+from salesexec_assets.api.client import (
+    RetrySettings,
+    SalesExecClient,
+    parse_retry_after,
+    split_window,
+)
+from salesexec_assets.api.errors import (
+    BadCredentialsError,
+    MalformedResponseError,
+    RetriesExhaustedError,
+    SalesExecRequestError,
+)
+from salesexec_assets.sandbox import SandboxConfig, SandboxData, run_sandbox
+from salesexec_assets_tests.truth import canonical_record, truth_rows
+
+SECRET = "pw-Zq81-never-print-me"
+FAST_RETRY = RetrySettings(
+    max_attempts=12,
+    max_total_wait_seconds=30,
+    backoff_initial_seconds=0.01,
+    backoff_max_seconds=0.05,
+)
+DAY = datetime(2026, 11, 20)
+ALL_LEADS = contract.REPORTS_BY_NAME["all_leads"]
+
+
+def sandbox(**settings: object):
+    """A sandbox whose password is distinctive, so that a leak is visible."""
+    return run_sandbox(password=SECRET, **settings)
+
+
+def make_client(base_url: str, *, password: str = SECRET, **options: object) -> SalesExecClient:
+    options.setdefault("retry", FAST_RETRY)
+    options.setdefault("rng", random.Random(1))
+    return SalesExecClient(base_url, "sandbox", password, **options)  # type: ignore[arg-type]
+
+
+def read_all(
+    client: SalesExecClient, report: contract.Report, lead_type: int, start: datetime, end: datetime
+) -> list[dict]:
+    return [
+        canonical_record(report, record)
+        for page in client.iter_report_pages(report, lead_type, start, end)
+        for record in page
+    ]
+
+
+def assert_equals_truth(
+    server, client, report=ALL_LEADS, lead_type=1, start=DAY, end=DAY + timedelta(days=1)
+) -> list[dict]:
+    got = read_all(client, report, lead_type, start, end)
+    expected = truth_rows(server, report, lead_type, start, end)
+    assert len(got) == len(expected)
+    assert sorted(got, key=repr) == sorted(expected, key=repr)
+    return got
+
+
+def test_login_and_many_pages_return_exactly_the_ground_truth() -> None:
+    with sandbox(leads_per_day=60) as server, make_client(server.base_url, page_size=7) as client:
+        rows = assert_equals_truth(server, client)
+        assert client.stats.pages >= len(rows) // 7
+        assert client.stats.logins == 1
+
+
+def test_pages_are_read_concurrently_and_still_in_order() -> None:
+    with sandbox(leads_per_day=60, latency_ms=5) as server:
+        with make_client(server.base_url, page_size=5, max_concurrent_requests=6) as client:
+            keys = [
+                record[contract.LEAD_UID]
+                for page in client.iter_report_pages(ALL_LEADS, 1, DAY, DAY + timedelta(days=1))
+                for record in page
+            ]
+        expected = [
+            row[contract.LEAD_UID]
+            for row in server.truth("all_leads", 1, DAY, DAY + timedelta(days=1))
+        ]
+        assert keys == expected
+
+
+def test_lead_types_list_the_account_menu() -> None:
+    with sandbox() as server, make_client(server.base_url) as client:
+        lead_types = client.lead_types()
+    assert {lt[contract.LEAD_TYPE_UID] for lt in lead_types} == {
+        lt[contract.LEAD_TYPE_UID] for lt in SandboxData(SandboxConfig()).lead_types()
+    }
+    assert all(lt[contract.LEAD_TYPE_NAME] for lt in lead_types)
+
+
+def test_bad_credentials_name_the_user_and_never_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "hunter2-wrong-password"
+    caplog.set_level(logging.DEBUG)
+    with sandbox() as server, make_client(server.base_url, password=secret) as client:
+        with pytest.raises(BadCredentialsError) as raised:
+            client.lead_types()
+    text = str(raised.value)
+    assert "bad credentials" in text and "'sandbox'" in text
+    assert secret not in text + repr(raised.value) + caplog.text + repr(client)
+
+
+def test_an_expired_token_mid_read_logs_in_again_and_loses_nothing() -> None:
+    with sandbox(leads_per_day=60, token_uses=3) as server:
+        with make_client(server.base_url, page_size=10) as client:
+            assert_equals_truth(server, client)
+            assert client.stats.logins > 1
+            assert server.fault_counts["token_expired"] >= 1
+
+
+def test_unknown_lead_type_is_a_clear_error_without_retries() -> None:
+    with sandbox() as server, make_client(server.base_url) as client:
+        with pytest.raises(SalesExecRequestError) as raised:
+            list(client.iter_report_pages(ALL_LEADS, 999, DAY, DAY + timedelta(days=1)))
+    assert raised.value.status == 404
+    assert "999" in str(raised.value)
+    assert client.stats.retries == 0
+
+
+def test_a_window_longer_than_31_days_is_split_into_windows_the_api_accepts() -> None:
+    start, end = DAY - timedelta(days=40), DAY
+    assert len(split_window(start, end)) == 2
+    with sandbox(leads_per_day=2) as server, make_client(server.base_url) as client:
+        assert_equals_truth(server, client, start=start, end=end)
+
+
+def test_offset_drift_gives_no_duplicates_and_no_missing_rows() -> None:
+    with sandbox(leads_per_day=80, pdrift=0.5) as server:
+        with make_client(server.base_url, page_size=10, max_concurrent_requests=1) as client:
+            rows = assert_equals_truth(server, client)
+        assert server.fault_counts["drift_inserted"] >= 1
+        assert len({row[contract.LEAD_UID] for row in rows}) == len(rows)
+        assert client.stats.duplicates_dropped + client.stats.window_rereads >= 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"p429": 0.3, "retry_after_seconds": 0},
+        {"p5xx": 0.3},
+        {"token_uses": 2},
+        {"latency_ms": 20},
+        {"ptruncate": 0.3},
+        {"pdrift": 0.3},
+    ],
+    ids=lambda fault: next(iter(fault)),
+)
+def test_each_fault_alone_still_yields_the_ground_truth(fault: dict) -> None:
+    with sandbox(leads_per_day=40, **fault) as server:
+        with make_client(server.base_url, page_size=8) as client:
+            assert_equals_truth(server, client)
+            assert_equals_truth(server, client, report=contract.REPORTS_BY_NAME["all_actions"])
+
+
+def test_all_faults_together_still_yield_the_ground_truth_for_every_paged_report() -> None:
+    faults = dict(
+        p429=0.15,
+        retry_after_seconds=0,
+        p5xx=0.15,
+        token_uses=3,
+        latency_ms=2,
+        ptruncate=0.15,
+        pdrift=0.2,
+    )
+    with sandbox(leads_per_day=30, **faults) as server:
+        with make_client(server.base_url, page_size=6) as client:
+            for report in contract.REPORTS:
+                if report.paged:
+                    assert_equals_truth(server, client, report=report, lead_type=2)
+        injected = server.fault_counts
+        assert injected["429"] and injected["5xx"] and injected["truncated"]
+        assert client.stats.retries >= injected["429"] + injected["5xx"]
+
+
+def test_retry_after_is_honoured_in_seconds_and_http_dates() -> None:
+    now = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("2", now) == 2
+    later = format_datetime(now + timedelta(seconds=3), usegmt=True)
+    assert parse_retry_after(later, now) == pytest.approx(3)
+    # zero, past dates and garbage fall back to backoff (None), never to a hot loop
+    assert parse_retry_after("0", now) is None
+    assert parse_retry_after(format_datetime(now - timedelta(seconds=5), usegmt=True), now) is None
+    assert parse_retry_after("soon", now) is None
+
+
+def test_rate_limits_are_waited_out_and_counted() -> None:
+    with sandbox(leads_per_day=40, p429=0.4, retry_after_seconds=1) as server:
+        with make_client(server.base_url, page_size=5) as client:
+            assert_equals_truth(server, client)
+        assert client.stats.rate_limited == server.fault_counts["429"] > 0
+        assert client.stats.rate_limit_wait_seconds > 0
+
+
+def test_exhausted_retries_name_the_endpoint_the_status_and_the_attempts() -> None:
+    retry = RetrySettings(max_attempts=3, backoff_initial_seconds=0.01, backoff_max_seconds=0.02)
+    with sandbox(p5xx=1.0) as server, make_client(server.base_url, retry=retry) as client:
+        with pytest.raises(RetriesExhaustedError) as raised:
+            client.lead_types()
+    message = str(raised.value)
+    assert contract.AUTHENTICATE_PATH in message
+    assert "HTTP 5" in message and "3 attempts" in message
+
+
+def test_the_total_wait_bounds_retries_as_well_as_the_attempts() -> None:
+    retry = RetrySettings(
+        max_attempts=100,
+        max_total_wait_seconds=0.5,
+        backoff_initial_seconds=0.2,
+        backoff_max_seconds=0.4,
+    )
+    with sandbox(p5xx=1.0) as server, make_client(server.base_url, retry=retry) as client:
+        with pytest.raises(RetriesExhaustedError) as raised:
+            client.lead_types()
+    assert raised.value.attempts < 100
+
+
+def test_a_refused_connection_is_a_clear_error() -> None:
+    retry = RetrySettings(max_attempts=2, backoff_initial_seconds=0.01)
+    with make_client("http://127.0.0.1:9", retry=retry) as client:
+        with pytest.raises(RetriesExhaustedError, match=r"Connection refused|connection error"):
+            client.lead_types()
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"<html><body>Welcome to nginx</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_base_url_that_answers_html_is_a_clear_error_at_once(html_server: str) -> None:
+    with make_client(html_server) as client, pytest.raises(MalformedResponseError, match="HTML"):
+        client.lead_types()
+    assert client.stats.retries == 0
+
+
+def test_counters_describe_the_work_done() -> None:
+    with sandbox(leads_per_day=30) as server, make_client(server.base_url, page_size=10) as client:
+        rows = assert_equals_truth(server, client)
+        stats = client.stats.as_dict()
+    assert stats["rows"] == len(rows)
+    assert stats["requests"] == stats["pages"] + stats["logins"] + 0
+    assert stats["bytes_received"] > 0
+
+
+def test_no_secret_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with sandbox(leads_per_day=20, token_uses=2, p5xx=0.2) as server:
+        with make_client(server.base_url, page_size=5) as client:
+            assert_equals_truth(server, client)
+            token = client._current_token()[0]
+    assert SECRET not in caplog.text
+    assert token not in caplog.text

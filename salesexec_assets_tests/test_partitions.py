@@ -1,0 +1,69 @@
+"""A partition is a calendar day in the configured zone, sent to the API as UTC."""
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from salesexec_assets.partitions import consecutive_chunks, day_window_utc, local_day
+
+
+def test_utc_day_is_midnight_to_midnight() -> None:
+    assert day_window_utc(date(2026, 11, 20), date(2026, 11, 20), "UTC") == (
+        datetime(2026, 11, 20),
+        datetime(2026, 11, 21),
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"),
+    [(date(2026, 3, 8), 23), (date(2026, 11, 1), 25), (date(2026, 11, 2), 24)],
+)
+def test_daylight_saving_days_are_23_or_25_hours(day: date, hours: int) -> None:
+    start, end = day_window_utc(day, day, "America/Chicago")
+    assert end - start == timedelta(hours=hours)
+
+
+zones = st.sampled_from(
+    [
+        "UTC",
+        "America/Chicago",
+        "Europe/London",
+        "Australia/Lord_Howe",
+        "Asia/Kathmandu",
+        "Pacific/Chatham",
+        "America/Sao_Paulo",
+    ]
+)
+days = st.dates(min_value=date(2000, 1, 1), max_value=date(2060, 12, 31))
+
+
+@given(days, zones)
+def test_consecutive_days_tile_time_without_gaps_or_overlaps(day: date, zone: str) -> None:
+    _, end = day_window_utc(day, day, zone)
+    next_start, _ = day_window_utc(day + timedelta(days=1), day + timedelta(days=1), zone)
+    assert end == next_start
+
+
+@given(days, zones, st.floats(min_value=0, max_value=0.999999))
+def test_every_instant_of_a_window_belongs_to_its_day(day: date, zone: str, share: float) -> None:
+    start, end = day_window_utc(day, day, zone)
+    instant = start + (end - start) * share
+    assert local_day(instant, zone) == day
+    assert local_day(end - timedelta(microseconds=1), zone) == day
+    assert local_day(end, zone) == day + timedelta(days=1)
+
+
+@given(days, zones)
+def test_window_starts_at_local_midnight(day: date, zone: str) -> None:
+    start, _ = day_window_utc(day, day, zone)
+    local = start.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
+    assert local.date() == day
+    assert (local.hour, local.minute) == (0, 0) or zone == "America/Sao_Paulo"
+
+
+def test_ranges_are_cut_into_consecutive_chunks() -> None:
+    run = [date(2026, 1, d) for d in (1, 2, 3, 4, 6)]
+    assert [len(chunk) for chunk in consecutive_chunks(run, 3)] == [3, 1, 1]

@@ -1,0 +1,639 @@
+"""Behaviour of the DuckDB writer, on real DuckDB files in tmp_path.
+
+Lock tests start a second Python process, because DuckDB's file lock is per process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from salesexec_assets.warehouse import (
+    ColumnType,
+    DuckDBWarehouse,
+    RowStage,
+    TableSpec,
+    WarehouseLockTimeout,
+    coerce_value,
+    infer_column_type,
+    widen,
+)
+
+SPEC = TableSpec(
+    "salesexec",
+    "all_leads",
+    {"lead_uid": ColumnType.BIGINT, "fields": ColumnType.JSON, "partition_date": ColumnType.DATE},
+)
+DAY1, DAY2, DAY3 = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
+LOADED_AT = datetime(2026, 11, 23, 6, 0)
+TABLE = SPEC.qualified_name
+
+
+def lead(uid: int, day: date, **extra: Any) -> dict[str, Any]:
+    return {"lead_uid": uid, "fields": json.dumps({"n": uid}), "partition_date": day, **extra}
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> DuckDBWarehouse:
+    return DuckDBWarehouse(tmp_path / "warehouse.duckdb", lock_timeout_seconds=30)
+
+
+@pytest.fixture
+def stage_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "stages"
+    directory.mkdir()
+    return directory
+
+
+def write_rows(
+    warehouse: DuckDBWarehouse,
+    stage_dir: Path,
+    pages: list[list[dict[str, Any]]],
+    *,
+    replace: list[date] | None,
+    run_id: str = "run-1",
+    spec: TableSpec = SPEC,
+):
+    with RowStage(spec, stage_dir) as stage:
+        for page in pages:
+            stage.add(page)
+        return warehouse.write(
+            stage, replace_partitions=replace, run_id=run_id, loaded_at=LOADED_AT
+        )
+
+
+def table_rows(warehouse: DuckDBWarehouse, table: str = TABLE) -> pd.DataFrame:
+    return warehouse.query(f"SELECT * FROM {table} ORDER BY ALL")
+
+
+def data_rows(warehouse: DuckDBWarehouse) -> pd.DataFrame:
+    """The table without its load metadata, for comparing values across runs."""
+    frame = warehouse.query(f'SELECT * EXCLUDE ("_loaded_at", "_run_id") FROM {TABLE} ORDER BY ALL')
+    return frame.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------- partitions and modes
+
+
+def test_rewriting_a_partition_replaces_it_without_duplicates(warehouse, stage_dir):
+    pages = [[lead(i, DAY1, amount=i * 10) for i in range(300)], [lead(300, DAY2, amount=1)]]
+    first = write_rows(warehouse, stage_dir, pages, replace=[DAY1, DAY2])
+    before = data_rows(warehouse)
+
+    second = write_rows(warehouse, stage_dir, pages, replace=[DAY1, DAY2], run_id="run-2")
+
+    assert (first.rows_written, first.rows_deleted) == (301, 0)
+    assert (second.rows_written, second.rows_deleted) == (301, 301)
+    assert second.partitions_replaced == (DAY1, DAY2)
+    pd.testing.assert_frame_equal(data_rows(warehouse), before)
+    assert warehouse.query(f"SELECT DISTINCT _run_id FROM {TABLE}")["_run_id"].tolist() == ["run-2"]
+
+
+def test_append_mode_keeps_both_loads(warehouse, stage_dir):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=None)
+    result = write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=None, run_id="run-2")
+
+    assert (result.rows_written, result.rows_deleted, result.partitions_replaced) == (1, 0, ())
+    runs = warehouse.query(f"SELECT _run_id FROM {TABLE} ORDER BY 1")["_run_id"].tolist()
+    assert runs == ["run-1", "run-2"]
+
+
+def test_replacing_only_some_partitions_leaves_the_others(warehouse, stage_dir):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY2)]], replace=[DAY1, DAY2])
+    write_rows(warehouse, stage_dir, [[lead(3, DAY2)]], replace=[DAY2], run_id="run-2")
+
+    frame = warehouse.query(f"SELECT lead_uid, partition_date FROM {TABLE} ORDER BY 1")
+    assert frame.values.tolist() == [[1, pd.Timestamp(DAY1)], [3, pd.Timestamp(DAY2)]]
+
+
+def test_replaced_partitions_without_staged_rows_end_up_empty(warehouse, stage_dir):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY2)]], replace=[DAY1, DAY2])
+
+    result = write_rows(warehouse, stage_dir, [[lead(3, DAY1)]], replace=[DAY1, DAY2])
+
+    assert (result.rows_written, result.rows_deleted) == (1, 2)
+    assert warehouse.query(f"SELECT lead_uid FROM {TABLE}")["lead_uid"].tolist() == [3]
+
+
+def test_empty_stage_with_replace_partitions_deletes_those_partitions(warehouse, stage_dir):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY2)]], replace=[DAY1, DAY2])
+
+    result = write_rows(warehouse, stage_dir, [], replace=[DAY1])
+
+    assert (result.rows_written, result.rows_deleted) == (0, 1)
+    assert warehouse.query(f"SELECT lead_uid FROM {TABLE}")["lead_uid"].tolist() == [2]
+
+
+def test_empty_stage_on_a_new_warehouse_creates_the_declared_table(warehouse, stage_dir):
+    result = write_rows(warehouse, stage_dir, [], replace=[DAY1])
+
+    assert result.rows_written == 0
+    assert warehouse.table_columns(SPEC) == {
+        "lead_uid": "BIGINT",
+        "fields": "JSON",
+        "partition_date": "DATE",
+        "_loaded_at": "TIMESTAMP",
+        "_run_id": "VARCHAR",
+    }
+
+
+def test_staged_rows_outside_replace_partitions_are_refused(warehouse, stage_dir):
+    with pytest.raises(ValueError, match="2026-11-21"):
+        write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY2)]], replace=[DAY1])
+    assert not warehouse.path.exists()  # refused before the warehouse was opened
+
+
+def test_rows_without_a_partition_value_are_refused(stage_dir):
+    with RowStage(SPEC, stage_dir) as stage, pytest.raises(ValueError, match="partition_date"):
+        stage.add([{"lead_uid": 1}])
+
+
+def test_drop_partitions_before_drops_exactly_the_older_ones(warehouse, stage_dir):
+    rows = [lead(1, DAY1), lead(2, DAY1), lead(3, DAY2), lead(4, DAY3)]
+    write_rows(warehouse, stage_dir, [rows], replace=[DAY1, DAY2, DAY3])
+
+    dropped = warehouse.drop_partitions_before(SPEC, DAY3)
+
+    assert dropped == (DAY1, DAY2)
+    assert warehouse.query(f"SELECT lead_uid FROM {TABLE}")["lead_uid"].tolist() == [4]
+    assert warehouse.drop_partitions_before(SPEC, DAY3) == ()
+
+
+def test_drop_partitions_before_on_a_missing_table_does_nothing(warehouse):
+    assert warehouse.drop_partitions_before(SPEC, DAY3) == ()
+    assert not warehouse.path.exists()
+
+
+def test_warehouse_file_named_like_the_schema_is_refused(tmp_path, stage_dir):
+    named_like_schema = DuckDBWarehouse(tmp_path / "salesexec.duckdb")
+    with pytest.raises(ValueError, match="named like schema"):
+        write_rows(named_like_schema, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+
+
+# ----------------------------------------------------------------- schema evolution
+
+
+def test_new_column_mid_stream_is_added_to_stage_and_table(warehouse, stage_dir):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(2, DAY2)])
+        stage.add([lead(3, DAY2, field_loan_amount=250_000)])
+        assert stage.column_types["field_loan_amount"] == ColumnType.BIGINT
+        result = warehouse.write(stage, replace_partitions=[DAY2], run_id="r", loaded_at=LOADED_AT)
+
+    assert result.columns_added == ("field_loan_amount",)
+    assert warehouse.table_columns(SPEC)["field_loan_amount"] == "BIGINT"
+    frame = warehouse.query(f"SELECT lead_uid, field_loan_amount FROM {TABLE} ORDER BY 1")
+    assert frame["field_loan_amount"].tolist() == [pd.NA, pd.NA, 250_000]
+
+
+def test_column_that_is_null_everywhere_is_not_created_until_it_has_a_value(stage_dir):
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(1, DAY1, note=None)])
+        assert "note" not in stage.column_types
+        stage.add([lead(2, DAY1, note="hi")])
+        assert stage.column_types["note"] == ColumnType.VARCHAR
+        assert stage.row_count == 2
+        assert stage.partitions == {DAY1}
+
+
+def test_integer_to_double_to_text_widening_keeps_every_value(warehouse, stage_dir):
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(1, DAY1, amount=5)])
+        stage.add([lead(2, DAY1, amount=2.5)])
+        assert stage.column_types["amount"] == ColumnType.DOUBLE
+        stage.add([lead(3, DAY1, amount="n/a"), lead(4, DAY1, amount=True)])
+        assert stage.column_types["amount"] == ColumnType.VARCHAR
+        warehouse.write(stage, replace_partitions=[DAY1], run_id="r", loaded_at=LOADED_AT)
+
+    frame = warehouse.query(f"SELECT lead_uid, amount FROM {TABLE} ORDER BY 1")
+    assert frame["amount"].tolist() == ["5.0", "2.5", "n/a", "true"]
+
+
+def test_table_columns_widen_across_writes_and_keep_old_values(warehouse, stage_dir):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1, amount=5)]], replace=[DAY1])
+    as_double = write_rows(warehouse, stage_dir, [[lead(2, DAY2, amount=2.5)]], replace=[DAY2])
+    as_text = write_rows(warehouse, stage_dir, [[lead(3, DAY3, amount="n/a")]], replace=[DAY3])
+    narrower = write_rows(warehouse, stage_dir, [[lead(4, DAY3, amount=7)]], replace=None)
+
+    assert as_double.columns_widened == (("amount", "BIGINT", "DOUBLE"),)
+    assert as_text.columns_widened == (("amount", "DOUBLE", "VARCHAR"),)
+    assert narrower.columns_widened == ()  # never narrows back
+    frame = warehouse.query(f"SELECT lead_uid, amount FROM {TABLE} ORDER BY 1")
+    assert frame["amount"].tolist() == ["5.0", "2.5", "n/a", "7"]
+
+
+def test_values_are_coerced_to_their_column_type(stage_dir, warehouse):
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(1, DAY1, note="text", count=1)])
+        stage.add(
+            [
+                {"lead_uid": "2", "fields": {"a": [1]}, "partition_date": "2026-11-20", "note": 5},
+                lead(3, DAY1, note=True, count=1.5),
+            ]
+        )
+        assert stage.column_types["count"] == ColumnType.DOUBLE
+        warehouse.write(stage, replace_partitions=[DAY1], run_id="r", loaded_at=LOADED_AT)
+
+    frame = warehouse.query(
+        f"SELECT lead_uid, fields::VARCHAR, note, coalesce(count, -1) FROM {TABLE} ORDER BY 1"
+    )
+    assert frame.values.tolist() == [
+        [1, '{"n": 1}', "text", 1.0],
+        [2, '{"a": [1]}', "5", -1.0],
+        [3, '{"n": 3}', "true", 1.5],
+    ]
+
+
+def test_declared_column_value_that_cannot_be_coerced_names_column_and_value(stage_dir):
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(1, DAY1, amount=1)])
+        with pytest.raises(ValueError, match=r"'lead_uid'.*'abc'.*BIGINT"):
+            stage.add([lead(2, DAY1, amount="x"), {**lead(3, DAY1), "lead_uid": "abc"}])
+        with pytest.raises(ValueError, match="'fields'"):
+            stage.add([{**lead(4, DAY1), "fields": "{not json"}])
+        # the failed pages left nothing behind: no rows, no widening
+        assert stage.row_count == 1
+        assert stage.column_types["amount"] == ColumnType.BIGINT
+
+
+def test_reserved_and_case_colliding_column_names_are_refused(stage_dir):
+    with RowStage(SPEC, stage_dir) as stage:
+        with pytest.raises(ValueError, match="reserved"):
+            stage.add([lead(1, DAY1, _run_id="x")])
+        with pytest.raises(ValueError, match="case"):
+            stage.add([lead(1, DAY1, Lead_UID=2)])
+
+
+def test_timestamps_are_stored_as_naive_utc(warehouse, stage_dir):
+    from datetime import timezone
+
+    aware = datetime(2026, 11, 20, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1, seen=aware)]], replace=[DAY1])
+
+    assert warehouse.table_columns(SPEC)["seen"] == "TIMESTAMP"
+    seen = warehouse.query(f"SELECT seen FROM {TABLE}")["seen"].tolist()
+    assert seen == [pd.Timestamp("2026-11-21 04:30")]
+
+
+# ----------------------------------------------------------------- transactions
+
+
+def test_failure_before_insert_leaves_the_table_exactly_as_it_was(warehouse, stage_dir):
+    write_rows(warehouse, stage_dir, [[lead(i, DAY1, amount=i) for i in range(50)]], replace=[DAY1])
+    rows_before, columns_before = table_rows(warehouse), warehouse.table_columns(SPEC)
+
+    def fail(con: duckdb.DuckDBPyConnection) -> None:
+        # the delete has happened inside the transaction at this point
+        (count,) = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+        assert count == 0
+        raise RuntimeError("injected")
+
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(1, DAY1, amount="wide", brand_new=1.5)])
+        with pytest.raises(RuntimeError, match="injected"):
+            warehouse.write(
+                stage,
+                replace_partitions=[DAY1],
+                run_id="r2",
+                loaded_at=LOADED_AT,
+                before_insert=fail,
+            )
+
+    pd.testing.assert_frame_equal(table_rows(warehouse), rows_before)
+    assert warehouse.table_columns(SPEC) == columns_before  # added and widened columns undone
+
+
+def test_stage_file_is_removed_on_close(stage_dir):
+    stage = RowStage(SPEC, stage_dir)
+    stage.add([lead(1, DAY1)])
+    assert stage.path.exists()
+    stage.close()
+    assert list(stage_dir.iterdir()) == []
+    with pytest.raises(RuntimeError):
+        stage.add([lead(2, DAY1)])
+
+
+def test_stage_can_keep_collecting_after_a_write(warehouse, stage_dir):
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(1, DAY1)])
+        warehouse.write(stage, replace_partitions=None, run_id="r", loaded_at=LOADED_AT)
+        stage.add([lead(2, DAY1)])
+        result = warehouse.write(stage, replace_partitions=[DAY1], run_id="r", loaded_at=LOADED_AT)
+    assert result.rows_written == 2
+
+
+def test_write_works_while_this_process_has_the_warehouse_open(warehouse, stage_dir):
+    """Connections of one process share a database instance (and its attachments)."""
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+    other = duckdb.connect(str(warehouse.path))
+    try:
+        write_rows(warehouse, stage_dir, [[lead(2, DAY2)]], replace=[DAY2])
+        write_rows(warehouse, stage_dir, [[lead(3, DAY3)]], replace=[DAY3])
+        attached = other.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+        assert not [name for (name,) in attached if name.startswith("_stage")]
+        count = warehouse.query(f"SELECT count(*) AS n FROM {TABLE}")["n"].item()
+    finally:
+        other.close()
+    assert count == 3
+
+
+# ----------------------------------------------------------------- upsert
+
+
+CURRENT = TableSpec("salesexec", "leads_current", {"lead_uid": ColumnType.BIGINT})
+
+
+def upsert_rows(warehouse: DuckDBWarehouse, stage_dir: Path, rows: list[dict[str, Any]]):
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add(rows)
+        return warehouse.upsert(
+            stage, CURRENT, key=["lead_uid"], newest_by="modified", run_id="r", loaded_at=LOADED_AT
+        )
+
+
+def test_upsert_keeps_one_row_per_key_with_the_newest_values(warehouse, stage_dir):
+    t0 = datetime(2026, 11, 20, 8)
+    upsert_rows(
+        warehouse,
+        stage_dir,
+        [
+            lead(1, DAY1, modified=t0, status="new"),
+            lead(1, DAY1, modified=t0 + timedelta(hours=1), status="called"),  # newer in stage
+            lead(2, DAY1, modified=t0, status="new"),
+        ],
+    )
+    result = upsert_rows(
+        warehouse,
+        stage_dir,
+        [
+            lead(1, DAY2, modified=t0, status="stale"),  # older than stored: ignored
+            lead(2, DAY2, modified=t0 + timedelta(hours=2), status="won"),
+            lead(3, DAY2, modified=t0, status="new"),
+        ],
+    )
+    table = CURRENT.qualified_name
+    current = warehouse.query(f"SELECT lead_uid, status FROM {table} ORDER BY 1")
+
+    assert current.values.tolist() == [[1, "called"], [2, "won"], [3, "new"]]
+    assert (result.rows_written, result.rows_deleted) == (2, 1)
+
+
+def test_upsert_rerun_is_harmless(warehouse, stage_dir):
+    t0 = datetime(2026, 11, 20, 8)
+    rows = [lead(1, DAY1, modified=t0, status="new"), lead(2, DAY1, modified=None, status="x")]
+    upsert_rows(warehouse, stage_dir, rows)
+    query = f'SELECT * EXCLUDE ("_loaded_at", "_run_id") FROM {CURRENT.qualified_name} ORDER BY ALL'
+    before = warehouse.query(query)
+
+    result = upsert_rows(warehouse, stage_dir, rows)
+
+    pd.testing.assert_frame_equal(warehouse.query(query), before)
+    assert (result.rows_written, result.rows_deleted) == (2, 2)  # a tie: the incoming row wins
+
+
+# ----------------------------------------------------------------- locks and processes
+
+
+HOLD_LOCK = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.close()
+    """
+)
+
+
+@pytest.fixture
+def lock_holder(warehouse) -> Iterator[Any]:
+    """Start another process that holds the warehouse's write lock for some seconds."""
+    started: list[subprocess.Popen[str]] = []
+
+    def hold(seconds: float) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(warehouse.path), str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "locked"
+        return process
+
+    yield hold
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_write_waits_for_another_process_holding_the_lock_then_succeeds(
+    warehouse, stage_dir, lock_holder, caplog
+):
+    caplog.set_level(logging.INFO, logger="salesexec_assets.warehouse")
+    lock_holder(2.0)
+
+    result = write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+
+    assert result.rows_written == 1
+    assert result.lock_attempts > 1
+    assert 0.5 < result.lock_wait_seconds < 10
+    waits = [r.getMessage() for r in caplog.records if "locked by another writer" in r.getMessage()]
+    assert waits and "retrying in" in waits[0] and "(attempt 2)" in waits[0]
+    assert str(warehouse.path) in waits[0]
+
+
+def test_reads_wait_for_the_lock_too(warehouse, stage_dir, lock_holder):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+    lock_holder(1.0)
+
+    assert warehouse.query(f"SELECT count(*) AS n FROM {TABLE}")["n"].tolist() == [1]
+
+
+def test_lock_timeout_raises_a_clear_error(tmp_path, stage_dir, lock_holder):
+    impatient = DuckDBWarehouse(tmp_path / "warehouse.duckdb", lock_timeout_seconds=0.5)
+    lock_holder(10.0)
+
+    started = time.monotonic()
+    with pytest.raises(WarehouseLockTimeout) as raised:
+        write_rows(impatient, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert str(impatient.path) in message
+    assert re.search(r"after waiting \d+\.\d s", message)
+
+
+WRITER = textwrap.dedent(
+    """
+    import json, sys, time
+    from datetime import date, datetime
+    from pathlib import Path
+    from salesexec_assets.warehouse import ColumnType, DuckDBWarehouse, RowStage, TableSpec
+
+    path, stage_dir, go, day, first = sys.argv[1:6]
+    day, first = date.fromisoformat(day), int(first)
+    spec = TableSpec("salesexec", "all_leads", {"lead_uid": ColumnType.BIGINT})
+    warehouse = DuckDBWarehouse(path, lock_timeout_seconds=30)
+    with RowStage(spec, stage_dir) as stage:
+        for start in range(first, first + 1000, 500):
+            stage.add([{"lead_uid": i, "partition_date": day} for i in range(start, start + 500)])
+        print("ready", flush=True)
+        while not Path(go).exists():
+            time.sleep(0.01)
+        result = warehouse.write(
+            stage, replace_partitions=[day], run_id=str(day), loaded_at=datetime(2026, 1, 1),
+            before_insert=lambda con: time.sleep(0.7),  # hold the lock so the writers overlap
+        )
+    print(json.dumps({"written": result.rows_written, "attempts": result.lock_attempts}))
+    """
+)
+
+
+def test_two_processes_writing_different_partitions_both_succeed(warehouse, stage_dir, tmp_path):
+    go = tmp_path / "go"
+    writers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                str(warehouse.path),
+                str(stage_dir),
+                str(go),
+                day,
+                first,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for day, first in (("2026-11-20", "0"), ("2026-11-21", "1000"))
+    ]
+    try:
+        for writer in writers:
+            assert writer.stdout is not None
+            assert writer.stdout.readline().strip() == "ready"
+        go.touch()
+        outputs = [writer.communicate(timeout=60)[0] for writer in writers]
+    finally:
+        for writer in writers:
+            writer.kill()
+            writer.wait()
+
+    assert [writer.returncode for writer in writers] == [0, 0]
+    results = [json.loads(output) for output in outputs]
+    assert [r["written"] for r in results] == [1000, 1000]
+    assert max(r["attempts"] for r in results) > 1  # one of them did wait for the other
+    counts = warehouse.query(
+        f"SELECT partition_date, count(DISTINCT lead_uid) AS n FROM {TABLE} GROUP BY 1 ORDER BY 1"
+    )
+    assert counts.values.tolist() == [[pd.Timestamp(DAY1), 1000], [pd.Timestamp(DAY2), 1000]]
+
+
+def test_table_columns_of_a_missing_file_or_table_is_empty(warehouse, stage_dir):
+    assert warehouse.table_columns(SPEC) == {}
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+    assert warehouse.table_columns(TableSpec("salesexec", "other")) == {}
+
+
+# ----------------------------------------------------------------- types
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (True, ColumnType.BOOLEAN),
+        (7, ColumnType.BIGINT),
+        (2**70, ColumnType.VARCHAR),
+        (1.5, ColumnType.DOUBLE),
+        ("x", ColumnType.VARCHAR),
+        (datetime(2026, 1, 1), ColumnType.TIMESTAMP),
+        (date(2026, 1, 1), ColumnType.DATE),
+        ({"a": 1}, ColumnType.VARCHAR),
+        ([1, 2], ColumnType.VARCHAR),
+    ],
+)
+def test_infer_column_type(value, expected):
+    assert infer_column_type(value) == expected
+
+
+VALUES_OF = {
+    ColumnType.BOOLEAN: st.booleans(),
+    ColumnType.BIGINT: st.integers(-(2**63), 2**63 - 1),
+    ColumnType.DOUBLE: st.floats(allow_nan=False),
+    ColumnType.VARCHAR: st.text(),
+    ColumnType.TIMESTAMP: st.datetimes(),
+    ColumnType.DATE: st.dates(),
+    ColumnType.JSON: st.dictionaries(st.text(), st.integers()).map(json.dumps),
+}
+TYPES = st.sampled_from(list(ColumnType))
+
+
+@given(TYPES, TYPES, TYPES)
+def test_widen_is_a_join_commutative_associative_idempotent(a, b, c):
+    assert widen(a, b) == widen(b, a)
+    assert widen(widen(a, b), c) == widen(a, widen(b, c))
+    assert widen(a, a) == a
+    joined = widen(a, b)
+    assert widen(joined, a) == joined and widen(joined, b) == joined  # never narrower
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_widened_type_accepts_every_value_of_both(data):
+    a, b = data.draw(TYPES), data.draw(TYPES)
+    joined = widen(a, b)
+    for source in (a, b):
+        value = data.draw(VALUES_OF[source])
+        stored = coerce_value(value, joined)
+        if joined == source:
+            assert stored == coerce_value(value, source)
+        elif joined == ColumnType.DOUBLE:
+            assert stored == float(value)  # still a number
+        else:
+            assert joined == ColumnType.VARCHAR and isinstance(stored, str)
+
+
+@pytest.fixture(scope="module")
+def memory_db() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect()
+    yield con
+    con.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False),
+        st.datetimes(min_value=datetime(1, 1, 1)),
+        st.dates(),
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1),
+    )
+)
+def test_text_of_a_value_matches_duckdbs_cast_so_widening_is_consistent(memory_db, value):
+    """A value widened by ALTER (DuckDB's cast) reads the same as one coerced in Python."""
+    kind = infer_column_type(value)
+    assert kind is not None
+    (cast,) = memory_db.execute(
+        f"SELECT CAST(CAST(? AS {kind.value}) AS VARCHAR)", [value]
+    ).fetchone()
+    assert coerce_value(value, ColumnType.VARCHAR) == cast
