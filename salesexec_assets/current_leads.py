@@ -13,9 +13,10 @@ in one warehouse transaction (:meth:`DuckDBWarehouse.upsert`). A tie on
 ``last_updated_utc`` keeps the incoming row, so re-running a day changes nothing but the
 load stamp: re-running is harmless, and so is running days out of order (an older day
 never overwrites a newer version of a lead).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Dagster reads the asset function's
+annotations at definition time (the context type, the resources).
+"""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field

@@ -56,7 +56,7 @@ def build_definitions(
     )
     all_reports = define_asset_job(
         "all_salesexec_reports",
-        selection=AssetSelection.assets(*report_assets),
+        selection=AssetSelection.assets(*report_assets, *leads_assets),
         partitions_def=partitions,
         description="Every SalesExec report for the chosen day(s).",
     )

@@ -21,11 +21,15 @@ import requests
 from salesexec_assets.api.contract import (
     AUTH_HEADER,
     AUTHENTICATE_PATH,
+    BRANCH_UID,
+    DATE_ADDED,
     ENVELOPE_RESULTS,
     ENVELOPE_SKIP,
     ENVELOPE_TAKE,
     ENVELOPE_TOTAL,
     ERROR_MESSAGE,
+    LAST_UPDATED,
+    LEAD_COUNT,
     LEAD_FIELDS_OBJECT,
     LEAD_TYPES_PATH,
     LEAD_UID,
@@ -48,7 +52,6 @@ from salesexec_assets.api.contract import (
 from salesexec_assets.api.timestamps import format_api_instant, parse_api_timestamp
 from salesexec_assets.sandbox import Faults, SandboxConfig, SandboxData, SandboxServer, run_sandbox
 from salesexec_assets.sandbox.catalog import DRIFT_NEW_FIELD, DRIFT_NOT_AVAILABLE
-from salesexec_assets.sandbox.names import BRANCH_UID, DATE_ADDED, LAST_UPDATED, LEAD_COUNT
 
 USER, PASSWORD = "sandbox", "sandbox"
 DAY = datetime(2026, 3, 10)

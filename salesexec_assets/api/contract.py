@@ -63,53 +63,80 @@ class FieldType(str, Enum):
 
 # --- records ----------------------------------------------------------------------------
 LEAD_UID = "LeadUID"
+LEAD_GUID = "LeadGuid"
+LEAD_RECORD_TYPE_NAME = "LeadTypeName"
+DATE_ADDED = "DateAddedUtc"
+LAST_UPDATED = "LastUpdatedUtc"
+CLOSED = "ClosedUtc"
+LEAD_SOURCE_UID = "LeadSourceUID"
+LEAD_SOURCE_NAME = "LeadSourceName"
+CAMPAIGN_UID = "CampaignUID"
+CAMPAIGN_NAME = "CampaignName"
+LIFE_CYCLE_STAGE = "LifeCycleStageName"
+LEAD_STATUS = "LeadStatusName"
+ASSIGNED_USER_UID = "AssignedUserUID"
+ASSIGNED_USER_NAME = "AssignedUserName"
+BRANCH_UID = "BranchUID"
+BRANCH_NAME = "BranchName"
 LEAD_FIELDS_OBJECT = "Fields"
+
+ACTION_UID = "ActionUID"
+ACTION_NAME = "ActionName"
+ACTION_TYPE = "ActionTypeName"
+ACTION_USER_UID = "UserUID"
+ACTION_USER_NAME = "UserName"
+ACTION_DATE = "ActionDateUtc"
+ACTION_NOTES = "Notes"
+
+LEAD_COUNT = "LeadCount"
+AWAITING_COUNT = "Count"
+AWAITING_AS_OF = "AsOfUtc"
 
 LEAD_RECORD: dict[str, FieldType] = {
     LEAD_UID: FieldType.INTEGER,
-    "LeadGuid": FieldType.TEXT,
+    LEAD_GUID: FieldType.TEXT,
     LEAD_TYPE_UID: FieldType.INTEGER,
-    "LeadTypeName": FieldType.TEXT,
-    "DateAddedUtc": FieldType.TIMESTAMP,
-    "LastUpdatedUtc": FieldType.TIMESTAMP,
-    "ClosedUtc": FieldType.TIMESTAMP,
-    "LeadSourceUID": FieldType.INTEGER,
-    "LeadSourceName": FieldType.TEXT,
-    "CampaignUID": FieldType.INTEGER,
-    "CampaignName": FieldType.TEXT,
-    "LifeCycleStageName": FieldType.TEXT,
-    "LeadStatusName": FieldType.TEXT,
-    "AssignedUserUID": FieldType.INTEGER,
-    "AssignedUserName": FieldType.TEXT,
-    "BranchUID": FieldType.INTEGER,
-    "BranchName": FieldType.TEXT,
+    LEAD_RECORD_TYPE_NAME: FieldType.TEXT,
+    DATE_ADDED: FieldType.TIMESTAMP,
+    LAST_UPDATED: FieldType.TIMESTAMP,
+    CLOSED: FieldType.TIMESTAMP,
+    LEAD_SOURCE_UID: FieldType.INTEGER,
+    LEAD_SOURCE_NAME: FieldType.TEXT,
+    CAMPAIGN_UID: FieldType.INTEGER,
+    CAMPAIGN_NAME: FieldType.TEXT,
+    LIFE_CYCLE_STAGE: FieldType.TEXT,
+    LEAD_STATUS: FieldType.TEXT,
+    ASSIGNED_USER_UID: FieldType.INTEGER,
+    ASSIGNED_USER_NAME: FieldType.TEXT,
+    BRANCH_UID: FieldType.INTEGER,
+    BRANCH_NAME: FieldType.TEXT,
     LEAD_FIELDS_OBJECT: FieldType.OBJECT,
 }
 
 ACTION_RECORD: dict[str, FieldType] = {
-    "ActionUID": FieldType.INTEGER,
+    ACTION_UID: FieldType.INTEGER,
     LEAD_UID: FieldType.INTEGER,
-    "LeadGuid": FieldType.TEXT,
+    LEAD_GUID: FieldType.TEXT,
     LEAD_TYPE_UID: FieldType.INTEGER,
-    "ActionName": FieldType.TEXT,
-    "ActionTypeName": FieldType.TEXT,
-    "UserUID": FieldType.INTEGER,
-    "UserName": FieldType.TEXT,
-    "ActionDateUtc": FieldType.TIMESTAMP,
-    "Notes": FieldType.TEXT,
+    ACTION_NAME: FieldType.TEXT,
+    ACTION_TYPE: FieldType.TEXT,
+    ACTION_USER_UID: FieldType.INTEGER,
+    ACTION_USER_NAME: FieldType.TEXT,
+    ACTION_DATE: FieldType.TIMESTAMP,
+    ACTION_NOTES: FieldType.TEXT,
 }
 
 BRANCH_LEAD_COUNT_RECORD: dict[str, FieldType] = {
-    "BranchUID": FieldType.INTEGER,
-    "BranchName": FieldType.TEXT,
+    BRANCH_UID: FieldType.INTEGER,
+    BRANCH_NAME: FieldType.TEXT,
     LEAD_TYPE_UID: FieldType.INTEGER,
-    "LeadCount": FieldType.INTEGER,
+    LEAD_COUNT: FieldType.INTEGER,
 }
 
 AWAITING_IMPORT_COUNT_RECORD: dict[str, FieldType] = {
     LEAD_TYPE_UID: FieldType.INTEGER,
-    "Count": FieldType.INTEGER,
-    "AsOfUtc": FieldType.TIMESTAMP,
+    AWAITING_COUNT: FieldType.INTEGER,
+    AWAITING_AS_OF: FieldType.TIMESTAMP,
 }
 
 LEAD_TYPE_RECORD: dict[str, FieldType] = {
@@ -119,7 +146,9 @@ LEAD_TYPE_RECORD: dict[str, FieldType] = {
 }
 
 # Fields that carry personal data: never shown in previews or logs.
-PERSONAL_FIELDS = frozenset({LEAD_FIELDS_OBJECT, "AssignedUserName", "UserName", "Notes"})
+PERSONAL_FIELDS = frozenset(
+    {LEAD_FIELDS_OBJECT, ASSIGNED_USER_NAME, ACTION_USER_NAME, ACTION_NOTES}
+)
 
 
 class Pull(str, Enum):
@@ -154,9 +183,9 @@ REPORTS: tuple[Report, ...] = (
         title="All Actions",
         path="/api/Actions",
         record=ACTION_RECORD,
-        key=("ActionUID",),
+        key=(ACTION_UID,),
         pull=Pull.RECORDS,
-        window_field="ActionDateUtc",
+        window_field=ACTION_DATE,
         description="Every action (call, email, SMS, note, status change) taken on a lead, "
         "by the day the action happened.",
     ),
@@ -167,7 +196,7 @@ REPORTS: tuple[Report, ...] = (
         record=LEAD_RECORD,
         key=(LEAD_UID,),
         pull=Pull.RECORDS,
-        window_field="DateAddedUtc",
+        window_field=DATE_ADDED,
         description="Every lead, by the day it was added, with its lead type's own fields.",
     ),
     Report(
@@ -175,7 +204,7 @@ REPORTS: tuple[Report, ...] = (
         title="Branch Lead Count",
         path="/api/Branches/LeadCount",
         record=BRANCH_LEAD_COUNT_RECORD,
-        key=(LEAD_TYPE_UID, "BranchUID"),
+        key=(LEAD_TYPE_UID, BRANCH_UID),
         pull=Pull.DAILY_AGGREGATE,
         window_field=None,
         description="Per branch and lead type, the number of leads added on the day.",
@@ -187,7 +216,7 @@ REPORTS: tuple[Report, ...] = (
         record=LEAD_RECORD,
         key=(LEAD_UID,),
         pull=Pull.RECORDS,
-        window_field="ClosedUtc",
+        window_field=CLOSED,
         description="Leads closed (won or lost) on the day.",
     ),
     Report(
@@ -195,7 +224,7 @@ REPORTS: tuple[Report, ...] = (
         title="Count for Leads Awaiting Import",
         path="/api/Leads/AwaitingImport/Count",
         record=AWAITING_IMPORT_COUNT_RECORD,
-        key=(LEAD_TYPE_UID, "AsOfUtc"),
+        key=(LEAD_TYPE_UID, AWAITING_AS_OF),
         pull=Pull.NOW,
         window_field=None,
         description="How many leads wait for import, per lead type, as of each pull. The API "
@@ -208,7 +237,7 @@ REPORTS: tuple[Report, ...] = (
         record=LEAD_RECORD,
         key=(LEAD_UID,),
         pull=Pull.RECORDS,
-        window_field="LastUpdatedUtc",
+        window_field=LAST_UPDATED,
         description="Leads by the day they were last updated.",
     ),
 )

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
+from salesexec_assets.api import contract
 from salesexec_assets.api.contract import (
     ACTION_RECORD,
     AWAITING_IMPORT_COUNT_RECORD,
@@ -26,7 +27,7 @@ from salesexec_assets.api.contract import (
     Report,
 )
 from salesexec_assets.api.timestamps import to_naive_utc
-from salesexec_assets.sandbox import catalog, names
+from salesexec_assets.sandbox import catalog
 from salesexec_assets.sandbox.catalog import LeadTypeSpec
 from salesexec_assets.sandbox.config import SandboxConfig
 from salesexec_assets.sandbox.generate import (
@@ -177,7 +178,7 @@ class SandboxData:
             records_of_day = self.leads_of_day
         # Only DateAddedUtc pins a lead to its day; the other instants of a lead (and its
         # actions) come up to LEAD_MAX_AGE after it was added.
-        lookback = timedelta(0) if field == names.DATE_ADDED else LEAD_MAX_AGE
+        lookback = timedelta(0) if field == contract.DATE_ADDED else LEAD_MAX_AGE
         found = [
             row
             for day in utc_days(start - lookback, end)
@@ -194,16 +195,16 @@ class SandboxData:
         counts: dict[int, int] = {}
         for day in utc_days(start, end):
             for lead in self.leads_of_day(lead_type_uid, day):
-                if start <= lead.truth[names.DATE_ADDED] < end:
-                    branch = lead.truth[names.BRANCH_UID]
+                if start <= lead.truth[contract.DATE_ADDED] < end:
+                    branch = lead.truth[contract.BRANCH_UID]
                     counts[branch] = counts.get(branch, 0) + 1
         rows = []
         for branch_uid in sorted(counts):
             values = {
-                names.BRANCH_UID: branch_uid,
-                names.BRANCH_NAME: catalog.BRANCH_NAMES[branch_uid],
+                contract.BRANCH_UID: branch_uid,
+                contract.BRANCH_NAME: catalog.BRANCH_NAMES[branch_uid],
                 LEAD_TYPE_UID: lead_type_uid,
-                names.LEAD_COUNT: counts[branch_uid],
+                contract.LEAD_COUNT: counts[branch_uid],
             }
             truth = in_contract_order(BRANCH_LEAD_COUNT_RECORD, values)
             rows.append(Row(truth, to_json(truth)))
@@ -224,11 +225,11 @@ class SandboxData:
         as_of_stamp = stamp(rng, as_of, form=Form.Z7)
         values = {
             LEAD_TYPE_UID: lead_type_uid,
-            names.AWAITING_COUNT: count,
-            names.AWAITING_AS_OF: as_of_stamp.value,
+            contract.AWAITING_COUNT: count,
+            contract.AWAITING_AS_OF: as_of_stamp.value,
         }
         truth = in_contract_order(AWAITING_IMPORT_COUNT_RECORD, values)
-        return Row(truth, to_json({**truth, names.AWAITING_AS_OF: as_of_stamp.text}))
+        return Row(truth, to_json({**truth, contract.AWAITING_AS_OF: as_of_stamp.text}))
 
     def awaiting_import_count(
         self, lead_type_uid: int, now: datetime | None = None

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
+from salesexec_assets.api import contract
 from salesexec_assets.api.contract import (
     ACTION_RECORD,
     LEAD_FIELDS_OBJECT,
@@ -22,7 +23,7 @@ from salesexec_assets.api.contract import (
     LEAD_UID,
     FieldType,
 )
-from salesexec_assets.sandbox import catalog, names
+from salesexec_assets.sandbox import catalog
 from salesexec_assets.sandbox.catalog import FieldValue, LeadTypeSpec
 from salesexec_assets.sandbox.timeforms import Form, Stamp, stamp
 
@@ -128,25 +129,25 @@ def make_lead(
     branch_uid, branch_name = rng.choice(catalog.BRANCHES)
     values = {
         LEAD_UID: uid,
-        names.LEAD_GUID: _guid(rng),
+        contract.LEAD_GUID: _guid(rng),
         LEAD_TYPE_UID: spec.uid,
-        names.LEAD_TYPE_NAME: spec.name,
-        names.LEAD_SOURCE_UID: source_uid,
-        names.LEAD_SOURCE_NAME: source_name,
-        names.CAMPAIGN_UID: campaign_uid,
-        names.CAMPAIGN_NAME: campaign_name,
-        names.LIFE_CYCLE_STAGE: stage,
-        names.LEAD_STATUS: rng.choice(catalog.STATUSES[stage]),
-        names.ASSIGNED_USER_UID: user_uid,
-        names.ASSIGNED_USER_NAME: user_name,
-        names.BRANCH_UID: branch_uid,
-        names.BRANCH_NAME: branch_name,
+        contract.LEAD_RECORD_TYPE_NAME: spec.name,
+        contract.LEAD_SOURCE_UID: source_uid,
+        contract.LEAD_SOURCE_NAME: source_name,
+        contract.CAMPAIGN_UID: campaign_uid,
+        contract.CAMPAIGN_NAME: campaign_name,
+        contract.LIFE_CYCLE_STAGE: stage,
+        contract.LEAD_STATUS: rng.choice(catalog.STATUSES[stage]),
+        contract.ASSIGNED_USER_UID: user_uid,
+        contract.ASSIGNED_USER_NAME: user_name,
+        contract.BRANCH_UID: branch_uid,
+        contract.BRANCH_NAME: branch_name,
         LEAD_FIELDS_OBJECT: _fields(rng, spec, drifted),
-        names.CLOSED: None,
+        contract.CLOSED: None,
     }
-    stamps = {names.DATE_ADDED: added, names.LAST_UPDATED: updated}
+    stamps = {contract.DATE_ADDED: added, contract.LAST_UPDATED: updated}
     if closed is not None:
-        stamps[names.CLOSED] = closed
+        stamps[contract.CLOSED] = closed
     return _row(LEAD_RECORD, values, stamps)
 
 
@@ -209,25 +210,25 @@ def generate_actions(
     actions = []
     for lead in leads:
         truth = lead.truth
-        added, updated = truth[names.DATE_ADDED], truth[names.LAST_UPDATED]
+        added, updated = truth[contract.DATE_ADDED], truth[contract.LAST_UPDATED]
         for index in range(rng.randint(0, MAX_ACTIONS_PER_LEAD)):
             action_type, action_names, notes = rng.choice(catalog.ACTION_KINDS)
             user_uid, user_name = (
-                (truth[names.ASSIGNED_USER_UID], truth[names.ASSIGNED_USER_NAME])
+                (truth[contract.ASSIGNED_USER_UID], truth[contract.ASSIGNED_USER_NAME])
                 if rng.random() < 0.8
                 else rng.choice(catalog.USERS)
             )
             values = {
-                names.ACTION_UID: truth[LEAD_UID] * _ACTION_UID_FACTOR + index,
+                contract.ACTION_UID: truth[LEAD_UID] * _ACTION_UID_FACTOR + index,
                 LEAD_UID: truth[LEAD_UID],
-                names.LEAD_GUID: truth[names.LEAD_GUID],
+                contract.LEAD_GUID: truth[contract.LEAD_GUID],
                 LEAD_TYPE_UID: spec.uid,
-                names.ACTION_NAME: rng.choice(action_names),
-                names.ACTION_TYPE: action_type,
-                names.ACTION_USER_UID: user_uid,
-                names.ACTION_USER_NAME: user_name,
-                names.ACTION_NOTES: rng.choice(notes),
+                contract.ACTION_NAME: rng.choice(action_names),
+                contract.ACTION_TYPE: action_type,
+                contract.ACTION_USER_UID: user_uid,
+                contract.ACTION_USER_NAME: user_name,
+                contract.ACTION_NOTES: rng.choice(notes),
             }
             when = _between(rng, added, updated)
-            actions.append(_row(ACTION_RECORD, values, {names.ACTION_DATE: when}))
+            actions.append(_row(ACTION_RECORD, values, {contract.ACTION_DATE: when}))
     return tuple(actions)

@@ -66,8 +66,9 @@ RETRY_STRATEGY_TAG = "dagster/retry_strategy"
 RETRY_ON_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 RETRY_TAGS = (MAX_RETRIES_TAG, RETRY_STRATEGY_TAG, RETRY_ON_FAILURE_TAG)
 
-# Our own tags: which schedule launched a run (retried runs inherit it) and its reports.
-SCHEDULE_TAG = "salesexec/schedule"
+# Set by Dagster on every scheduled run; retried runs inherit their parent's tags.
+SCHEDULE_NAME_TAG = "dagster/schedule_name"
+# Our own: what triggered a run (schedule, late_changes) and which reports it pulls.
 REPORTS_TAG = "salesexec/reports"
 TRIGGER_TAG = "salesexec/trigger"
 
@@ -206,7 +207,6 @@ def build_report_schedule(
 ) -> ScheduleDefinition:
     """The schedule of one group; RUNNING by default, since configuring it says "run it"."""
     tags = {
-        SCHEDULE_TAG: group.name,
         REPORTS_TAG: ",".join(group.reports),
         TRIGGER_TAG: "schedule",
         **retry_run_tags(group.retry),

@@ -11,9 +11,10 @@
 - ``salesexec_freshness_checks``: ``alert_if_stale_after`` becomes a last-update freshness
   check on the report's asset, evaluated by this sensor (the connector's "alert me if the
   data has not updated for X" of manually run reports).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Dagster reads the sensors' annotations
+at definition time to find their resources.
+"""
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,7 +55,7 @@ from salesexec_assets.scheduling.schedules import (
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
     REPORTS_TAG,
-    SCHEDULE_TAG,
+    SCHEDULE_NAME_TAG,
     TRIGGER_TAG,
 )
 
@@ -96,7 +97,7 @@ def _run_reports(run: DagsterRun) -> list[str]:
 
 def failure_payload(run: DagsterRun, step_errors: Sequence[str], run_message: str) -> dict[str, Any]:
     """The JSON message of a final failure: what failed, for which days, and why."""
-    schedule = run.tags.get(SCHEDULE_TAG)
+    schedule = run.tags.get(SCHEDULE_NAME_TAG)
     trigger = run.tags.get(TRIGGER_TAG, "manual")
     reports = _run_reports(run)
     partitions = _run_partitions(run)
@@ -140,7 +141,10 @@ def _step_errors(context: RunFailureSensorContext) -> list[str]:
         event = record.event_log_entry.dagster_event
         data = getattr(event, "step_failure_data", None) if event else None
         if data is not None and data.error is not None:
-            errors.append(f"{event.step_key}: {data.error.message.strip()}")
+            error = data.error
+            while error.cause is not None:  # "Exceeded max_retries" wraps the real cause
+                error = error.cause
+            errors.append(f"{event.step_key}: {error.message.strip()}")
     return errors
 
 
@@ -172,7 +176,7 @@ def build_failure_sensor(config: SchedulingConfig) -> SensorDefinition:
             return
         payload = failure_payload(run, _step_errors(context), context.failure_event.message or "")
         context.log.error(payload["text"])
-        notify = webhooks.get(run.tags.get(SCHEDULE_TAG, ""))
+        notify = webhooks.get(run.tags.get(SCHEDULE_NAME_TAG, ""))
         if notify is None:
             return
         url = notify.resolve_url()
