@@ -83,9 +83,14 @@ def build_report_asset(
     *,
     mode: WriteMode = WriteMode.REPLACE,
     retention_days: int | None = None,
+    update_method: str | None = None,
     retry_policy: RetryPolicy | None = None,
 ) -> AssetsDefinition:
-    """The asset of one report; everything that differs between reports is data."""
+    """The asset of one report; everything that differs between reports is data.
+
+    ``mode`` is how the table is written; ``update_method`` names the connector's update
+    method it serves (``merge`` and ``partition`` both write by ``replace``).
+    """
     key = report_asset_key(report)
     spec = table_spec(report)
     effective_mode = WriteMode.APPEND if report.pull is Pull.NOW else mode
@@ -98,7 +103,7 @@ def build_report_asset(
         group_name=GROUP_NAME,
         kinds={"duckdb"},
         owners=OWNERS,
-        tags={"source": "salesexec", "update_method": effective_mode.value},
+        tags={"source": "salesexec", "update_method": update_method or effective_mode.value},
         description=f"{report.title}: {report.description} Table `{spec.schema}.{spec.name}`.",
         check_specs=report_check_specs(report, key),
         pool=API_POOL,

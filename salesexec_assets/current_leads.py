@@ -49,7 +49,6 @@ from salesexec_assets.resources import WarehouseResource
 from salesexec_assets.warehouse import (
     LOADED_AT_COLUMN,
     RUN_ID_COLUMN,
-    ColumnType,
     DuckDBWarehouse,
     RowStage,
     TableSpec,
@@ -60,17 +59,20 @@ LEADS_ASSET_KEY = AssetKey([ASSET_PREFIX, "leads"])
 LEADS_TABLE = "leads"
 LEAD_KEY = ("lead_uid",)
 NEWEST_BY = "last_updated_utc"
-SOURCE_REPORT_COLUMN = "source_report"
 # The warehouse's writers share one pool: a DuckDB file takes one writer at a time.
 WAREHOUSE_POOL = "salesexec_warehouse"
 READ_CHUNK_DAYS = 7  # days read per query, so a long range never sits in memory at once
 
 
 def leads_table_spec() -> TableSpec:
-    """``salesexec.leads``: a lead report's columns, no partition, plus where it came from."""
+    """``salesexec.leads``: a lead report's columns, without the partition.
+
+    No "source report" column: the same snapshot of a lead often sits in two reports
+    with the same ``last_updated_utc``, and which one came last would make such a column
+    change on a re-run.
+    """
     lead_columns = table_spec(REPORTS_BY_NAME["all_leads"]).columns
     columns = {name: kind for name, kind in lead_columns.items() if name != PARTITION_COLUMN}
-    columns[SOURCE_REPORT_COLUMN] = ColumnType.VARCHAR
     return TableSpec(schema=SCHEMA, name=LEADS_TABLE, columns=columns, partition_column=None)
 
 
@@ -82,15 +84,14 @@ class MergeResult:
     write: WriteResult | None = None
 
 
-def _python_rows(frame: pd.DataFrame, source: str) -> list[dict[str, Any]]:
-    """DataFrame rows as plain Python values (None for NULL), tagged with their report."""
+def _python_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as plain Python values (None for NULL), as the stage takes them."""
     plain = frame.astype(object).where(frame.notna(), None)
     rows = plain.to_dict("records")
     for row in rows:
         for name, value in row.items():
             if isinstance(value, pd.Timestamp):
                 row[name] = value.to_pydatetime()
-        row[SOURCE_REPORT_COLUMN] = source
     return rows
 
 
@@ -122,11 +123,15 @@ def merge_current_leads(
                     f"WHERE {PARTITION_COLUMN} BETWEEN ? AND ? ORDER BY {PARTITION_COLUMN}",
                     [chunk[0], chunk[-1]],
                 )
-                stage.add(_python_rows(frame, report.name))
+                stage.add(_python_rows(frame))
                 result.rows_read[report.name] += len(frame)
         if stage.row_count:
             result.write = store.upsert(
-                stage, target, key=LEAD_KEY, newest_by=NEWEST_BY, run_id=run_id,
+                stage,
+                target,
+                key=LEAD_KEY,
+                newest_by=NEWEST_BY,
+                run_id=run_id,
                 loaded_at=loaded_at,
             )
     return result
@@ -162,7 +167,10 @@ def build_current_leads_asset(
         days = requested_days(context)
         store = warehouse.get_warehouse(context.log)
         result = merge_current_leads(
-            store, sources, days, run_id=context.run.run_id,
+            store,
+            sources,
+            days,
+            run_id=context.run.run_id,
             loaded_at=datetime.now(timezone.utc).replace(tzinfo=None),
         )
         total = (
@@ -173,7 +181,11 @@ def build_current_leads_asset(
         write = result.write
         context.log.info(
             "salesexec.leads: read %s for %s..%s; %d row(s) upserted, %d lead(s) in the table",
-            result.rows_read, days[0], days[-1], write.rows_written if write else 0, total,
+            result.rows_read,
+            days[0],
+            days[-1],
+            write.rows_written if write else 0,
+            total,
         )
         return MaterializeResult(
             metadata={

@@ -47,17 +47,15 @@ def build_definitions(
             partitions,
             mode=scheduling.for_report(report.name).write_mode,
             retention_days=scheduling.for_report(report.name).retention_days,
+            update_method=scheduling.for_report(report.name).update_method.value,
         )
         for report in REPORTS
     ]
     merge_sources = [REPORTS_BY_NAME[name] for name in scheduling.merge_reports]
-    leads_assets = (
-        [build_current_leads_asset(merge_sources, partitions)] if merge_sources else []
-    )
+    leads_assets = [build_current_leads_asset(merge_sources, partitions)] if merge_sources else []
     all_reports = define_asset_job(
         "all_salesexec_reports",
         selection=AssetSelection.assets(*report_assets, *leads_assets),
-        partitions_def=partitions,
         description="Every SalesExec report for the chosen day(s).",
     )
     core = Definitions(

@@ -307,8 +307,9 @@ def _target(read: _Reader, value: Any, key: str, report: Report) -> Target:
         target = Target(0, 0, latest=True)
     elif isinstance(value, str):
         raise read.error(
-            key, f"{value!r} is not a target; write latest, {{days_back: N}} or "
-            "{days_back_start: N, days_back_end: M}"
+            key,
+            f"{value!r} is not a target; write latest, {{days_back: N}} or "
+            "{days_back_start: N, days_back_end: M}",
         )
     else:
         spec = read.mapping(value, key, _TARGET_KEYS)
@@ -323,8 +324,8 @@ def _target(read: _Reader, value: Any, key: str, report: Report) -> Target:
             missing = [name for name in ("days_back_start", "days_back_end") if name not in spec]
             if missing:
                 raise read.error(
-                    f"{key}.{missing[0]}", "is required: a relative range needs both "
-                    "days_back_start and days_back_end"
+                    f"{key}.{missing[0]}",
+                    "is required: a relative range needs both days_back_start and days_back_end",
                 )
             start = read.integer(spec["days_back_start"], f"{key}.days_back_start")
             end = read.integer(spec["days_back_end"], f"{key}.days_back_end")
@@ -338,8 +339,9 @@ def _target(read: _Reader, value: Any, key: str, report: Report) -> Target:
             target = Target(start, end)
     if report.pull is Pull.NOW and (target.start_days_back, target.end_days_back) != (0, 0):
         raise read.error(
-            key, f"{report.title} only knows the current count, so only today's partition "
-            "can be pulled: use target: latest"
+            key,
+            f"{report.title} only knows the current count, so only today's partition "
+            "can be pulled: use target: latest",
         )
     return target
 
@@ -374,7 +376,10 @@ def _retry(read: _Reader, value: Any, key: str) -> Retry:
     )
 
 
-def _update_method(read: _Reader, spec: Mapping[str, Any], key: str, report: Report):
+def _update_method(
+    read: _Reader, spec: Mapping[str, Any], key: str, report: Report
+) -> tuple[UpdateMethod, int | None]:
+    """The update method and, for ``partition``, its retention in days."""
     raw = spec.get("update_method", UpdateMethod.REPLACE.value)
     try:
         method = UpdateMethod(str(raw).strip().lower())
@@ -390,9 +395,7 @@ def _update_method(read: _Reader, spec: Mapping[str, Any], key: str, report: Rep
     retention = None
     if "retention_days" in spec:
         if method is not UpdateMethod.PARTITION:
-            raise read.error(
-                f"{key}.retention_days", "only applies with update_method: partition"
-            )
+            raise read.error(f"{key}.retention_days", "only applies with update_method: partition")
         retention = read.integer(spec["retention_days"], f"{key}.retention_days", minimum=1)
     elif method is UpdateMethod.PARTITION:
         raise read.error(

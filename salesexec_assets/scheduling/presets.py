@@ -64,9 +64,7 @@ def _clock(hour_text: str, minute_text: str, text: str) -> tuple[int, int]:
 
 def _every_hours(match: re.Match[str], text: str) -> Cadence:
     step = int(match["step"] or 1)
-    hour, minute = (
-        _clock(match["hour"], match["minute"], text) if match["hour"] else (0, 0)
-    )
+    hour, minute = _clock(match["hour"], match["minute"], text) if match["hour"] else (0, 0)
     if not 1 <= step <= 24 or 24 % step:
         raise ScheduleSyntaxError(
             f"{text!r}: every {step} hours does not repeat the same way each day; use 1, 2, "

@@ -102,7 +102,7 @@ class ScheduleGroup:
 
 
 def schedule_groups(config: SchedulingConfig) -> list[ScheduleGroup]:
-    """Scheduled reports grouped by identical settings, in contract order."""
+    """Scheduled reports grouped by identical settings, sorted by schedule name."""
     groups: dict[tuple[object, ...], list[ReportScheduling]] = {}
     for settings in config.reports.values():
         if settings.cadence is None or settings.target is None:
@@ -142,7 +142,10 @@ def target_partition_keys(
     if not existing:
         return []
     first, last = existing[0], existing[-1]
-    keys = [day.strftime(partitions_def.fmt) for day in target_days(target, tick, partitions_def.timezone)]
+    keys = [
+        day.strftime(partitions_def.fmt)
+        for day in target_days(target, tick, partitions_def.timezone)
+    ]
     return [key for key in keys if first <= key <= last]
 
 
@@ -186,15 +189,12 @@ def partition_run_request(
 
 
 def build_schedule_job(
-    group: ScheduleGroup,
-    asset_keys: Sequence[AssetKey],
-    partitions_def: TimeWindowPartitionsDefinition,
+    group: ScheduleGroup, asset_keys: Sequence[AssetKey]
 ) -> UnresolvedAssetJobDefinition:
     """The job a schedule runs: its reports (and salesexec/leads when they merge)."""
     return define_asset_job(
         group.job_name,
         selection=AssetSelection.assets(*asset_keys),
-        partitions_def=partitions_def,
         op_retry_policy=retry_policy(group.retry),
         description=group.description(),
     )
@@ -248,7 +248,7 @@ def build_schedules(
             config.for_report(name).update_method is UpdateMethod.MERGE for name in group.reports
         ):
             keys.append(leads_key)
-        job = build_schedule_job(group, keys, partitions_def)
+        job = build_schedule_job(group, keys)
         jobs.append(job)
         schedules.append(build_report_schedule(group, job, partitions_def))
     return jobs, schedules

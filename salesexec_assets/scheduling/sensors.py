@@ -17,6 +17,7 @@ at definition time to find their resources.
 """
 
 import json
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -25,6 +26,7 @@ from typing import Any
 from dagster import (
     AssetChecksDefinition,
     AssetKey,
+    AssetSelection,
     DagsterEventType,
     DagsterRun,
     DefaultSensorStatus,
@@ -34,9 +36,11 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    SupersessionWarning,
     TimeWindowPartitionsDefinition,
     build_last_update_freshness_checks,
     build_sensor_for_freshness_checks,
+    define_asset_job,
     run_failure_sensor,
     sensor,
 )
@@ -57,6 +61,7 @@ from salesexec_assets.scheduling.schedules import (
     REPORTS_TAG,
     SCHEDULE_NAME_TAG,
     TRIGGER_TAG,
+    schedule_groups,
 )
 
 FAILURE_SENSOR_NAME = "salesexec_run_failure_notifications"
@@ -95,7 +100,9 @@ def _run_reports(run: DagsterRun) -> list[str]:
     return sorted(key.path[-1] for key in run.asset_selection or ())
 
 
-def failure_payload(run: DagsterRun, step_errors: Sequence[str], run_message: str) -> dict[str, Any]:
+def failure_payload(
+    run: DagsterRun, step_errors: Sequence[str], run_message: str
+) -> dict[str, Any]:
     """The JSON message of a final failure: what failed, for which days, and why."""
     schedule = run.tags.get(SCHEDULE_NAME_TAG)
     trigger = run.tags.get(TRIGGER_TAG, "manual")
@@ -117,7 +124,7 @@ def failure_payload(run: DagsterRun, step_errors: Sequence[str], run_message: st
         + f" failed {retried}: {error}"
     )
     return {
-        "text": text[:ERROR_TEXT_LIMIT * 2],
+        "text": text[: ERROR_TEXT_LIMIT * 2],
         "status": "FAILURE",
         "run_id": run.run_id,
         "job": run.job_name,
@@ -154,8 +161,6 @@ def build_failure_sensor(config: SchedulingConfig) -> SensorDefinition:
     Runs Dagster will still retry (``dagster/will_retry``) are only noted; the retry's
     own failure is reported when it comes. Scheduled runs go to their schedule's webhook.
     """
-    from salesexec_assets.scheduling.schedules import schedule_groups
-
     webhooks: dict[str, Notify] = {
         group.name: group.retry.notify
         for group in schedule_groups(config)
@@ -265,7 +270,11 @@ def late_change_run_requests(
     merge_reports: Sequence[str],
     leads_key: AssetKey | None,
 ) -> list[RunRequest]:
-    """One run per changed partition, keyed by its reports and newest change (de-dup)."""
+    """One run per changed partition; its run key is the partition and its newest change.
+
+    A later poll that sees the same newest change (the overlap) makes the same run key,
+    which Dagster launches only once; a newer change makes a new key, hence a new run.
+    """
     requests = []
     for key in sorted(changes):
         entry = changes[key]
@@ -275,7 +284,7 @@ def late_change_run_requests(
             assets.append(leads_key)
         requests.append(
             RunRequest(
-                run_key=f"late_changes:{key}:{'+'.join(names)}:{entry.newest.isoformat()}",
+                run_key=f"late_changes:{key}:{entry.newest.isoformat()}",
                 partition_key=key,
                 asset_selection=assets,
                 tags={TRIGGER_TAG: "late_changes", REPORTS_TAG: ",".join(names)},
@@ -299,9 +308,7 @@ class LateChangePlan:
     def reports(self) -> list[Report]:
         return [REPORTS_BY_NAME[name] for name in self.settings.reports]
 
-    def keeper(
-        self, loaded: Mapping[str, set[str]], now: datetime
-    ) -> Callable[[str, str], bool]:
+    def keeper(self, loaded: Mapping[str, set[str]], now: datetime) -> Callable[[str, str], bool]:
         """Keep a partition that exists, was loaded before, and is inside retention."""
         zone = self.partitions_def.timezone
         existing = self.partitions_def.get_partition_keys(current_time=now)
@@ -319,24 +326,20 @@ class LateChangePlan:
 
 
 def build_late_change_job(plan: LateChangePlan) -> UnresolvedAssetJobDefinition:
-    from dagster import AssetSelection, define_asset_job
-
+    """The job late-change runs go to: the configured lead reports (and the merge asset)."""
     keys = [plan.report_keys[name] for name in plan.settings.reports]
     if plan.leads_key is not None and any(n in plan.merge_reports for n in plan.settings.reports):
         keys.append(plan.leads_key)
     return define_asset_job(
         LATE_CHANGES_JOB_NAME,
         selection=AssetSelection.assets(*keys),
-        partitions_def=plan.partitions_def,
         description="Re-pulls the partitions of lead reports whose rows changed after they "
         "were loaded (launched by the salesexec_late_changes sensor).",
     )
 
 
 def build_late_change_sensor(
-    plan: LateChangePlan,
-    job: UnresolvedAssetJobDefinition,
-    clock: Callable[[], datetime] = utc_now,
+    plan: LateChangePlan, job: UnresolvedAssetJobDefinition
 ) -> SensorDefinition:
     """The late-change sensor; RUNNING when ``late_changes.enabled`` is true."""
     settings = plan.settings
@@ -357,7 +360,7 @@ def build_late_change_sensor(
     def salesexec_late_changes(
         context: SensorEvaluationContext, salesexec: SalesExecResource
     ) -> SensorResult | SkipReason:
-        now = clock()
+        now = utc_now()
         since = read_cursor(context.cursor) or now - settings.lookback
         start = since - POLL_OVERLAP
         records: list[Mapping[str, Any]] = []
@@ -377,7 +380,10 @@ def build_late_change_sensor(
         )
         context.log.info(
             "%d lead change(s) in [%s, %s): %d partition(s) to re-pull",
-            len(records), start.isoformat(), now.isoformat(), len(requests),
+            len(records),
+            start.isoformat(),
+            now.isoformat(),
+            len(requests),
         )
         return SensorResult(run_requests=requests, cursor=write_cursor(now))
 
@@ -396,17 +402,21 @@ def build_freshness(
     for name, settings in config.reports.items():
         if settings.alert_if_stale_after is not None:
             by_age.setdefault(settings.alert_if_stale_after, []).append(report_keys[name])
-    checks = [
-        check
-        for age, keys in sorted(by_age.items())
-        for check in build_last_update_freshness_checks(assets=keys, lower_bound_delta=age)
-    ]
-    if not checks:
+    if not by_age:
         return [], []
-    return checks, [
-        build_sensor_for_freshness_checks(
+    # Dagster 1.13 marks these factories "superseded" by FreshnessPolicy on the asset
+    # (evaluated by the instance's freshness daemon). A check plus a sensor is what the
+    # connector's alert maps to, and it shows pass/fail history in the UI; keep it quiet.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SupersessionWarning)
+        checks = [
+            check
+            for age, keys in sorted(by_age.items())
+            for check in build_last_update_freshness_checks(assets=keys, lower_bound_delta=age)
+        ]
+        sensor_def = build_sensor_for_freshness_checks(
             freshness_checks=checks,
             name=FRESHNESS_SENSOR_NAME,
             default_status=DefaultSensorStatus.RUNNING,
         )
-    ]
+    return checks, [sensor_def]
