@@ -1,12 +1,20 @@
-"""Ground truth helpers: what the sandbox holds, in the same shape as what was read."""
+"""Ground truth helpers: what the sandbox holds, in the same shape as what was read,
+the warehouse rows it must become, and what a warehouse table holds."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
 
 from salesexec_assets.api import contract
-from salesexec_assets.api.timestamps import parse_api_timestamp
+from salesexec_assets.api.timestamps import parse_api_timestamp, to_naive_utc
+from salesexec_assets.naming import field_column, snake_case
 
 
 def canonical_record(report: contract.Report, record: dict[str, Any]) -> dict[str, Any]:
@@ -24,3 +32,151 @@ def truth_rows(
 ) -> list[dict[str, Any]]:
     """The records the sandbox holds for the report in ``[start, end)``."""
     return server.truth(report.name, lead_type, start, end)
+
+
+# --- expected warehouse rows -------------------------------------------------------------
+# Written from the connector spec, not from records.py: a record becomes one row whose
+# columns are its API fields in snake_case, plus ``partition_date``; a lead's ``Fields``
+# object is kept whole in ``fields`` (compared as parsed JSON) and flattened into one
+# ``field_<snake>`` column per field.
+
+METADATA_COLUMNS = ("_loaded_at", "_run_id")
+
+
+def expected_rows(
+    report: contract.Report, records: Iterable[dict[str, Any]], day: date
+) -> list[dict[str, Any]]:
+    """The table rows that canonical ``records`` of partition ``day`` must become."""
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {}
+        for name, value in record.items():
+            if name == contract.LEAD_FIELDS_OBJECT:
+                row[snake_case(name)] = value
+                row.update({field_column(field): item for field, item in value.items()})
+            else:
+                row[snake_case(name)] = value
+        row["partition_date"] = day
+        rows.append(row)
+    return rows
+
+
+def local_day_window_utc(day: date, zone: str) -> tuple[datetime, datetime]:
+    """``[day 00:00, next day 00:00)`` in ``zone`` as naive UTC instants."""
+    tz = ZoneInfo(zone)
+    start = datetime.combine(day, time.min, tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
+    return to_naive_utc(start), to_naive_utc(end)
+
+
+def expected_day(
+    server: Any, report: contract.Report, lead_types: Iterable[int], day: date, zone: str = "UTC"
+) -> list[dict[str, Any]]:
+    """Every row the report's table must hold for ``day`` (local to ``zone``)."""
+    start, end = local_day_window_utc(day, zone)
+    return [
+        row
+        for lead_type in lead_types
+        for row in expected_rows(report, truth_rows(server, report, lead_type, start, end), day)
+    ]
+
+
+def as_text(value: Any) -> str:
+    """A JSON scalar as a text column holds it once the column was widened to text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+# --- what a table holds ---------------------------------------------------------------
+
+
+def stored_rows(
+    path: str | Path, table: str, *, schema: str = "salesexec", with_metadata: bool = False
+) -> list[dict[str, Any]]:
+    """Every row of ``schema.table`` as dicts, ``fields`` parsed; [] if there is no table.
+
+    Unless ``with_metadata``, the load stamps (``_loaded_at``, ``_run_id``) are left out.
+    """
+    if not Path(path).exists():
+        return []
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()
+        if not exists or not exists[0]:
+            return []
+        cursor = con.execute(f'SELECT * FROM "{schema}"."{table}"')
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    finally:
+        con.close()
+    for row in rows:
+        if not with_metadata:
+            for name in METADATA_COLUMNS:
+                row.pop(name, None)
+        if isinstance(row.get("fields"), str):
+            row["fields"] = json.loads(row["fields"])
+    return rows
+
+
+def stored_types(path: str | Path, table: str, *, schema: str = "salesexec") -> dict[str, str]:
+    """Column name -> DuckDB type of ``schema.table``."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return dict(
+            con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+                [schema, table],
+            ).fetchall()
+        )
+    finally:
+        con.close()
+
+
+def sorted_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in a stable order, for comparing whole tables."""
+    return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True, default=str))
+
+
+def assert_rows_match(
+    actual: Iterable[dict[str, Any]],
+    expected: Iterable[dict[str, Any]],
+    key: Sequence[str],
+    *,
+    text_columns: Iterable[str] = (),
+) -> None:
+    """Row for row (matched on ``key`` + partition) and value for value.
+
+    A column a row lacks counts as NULL (a table holds the union of all lead types'
+    field columns). Expected values of ``text_columns`` are compared in text form.
+    """
+    text = set(text_columns)
+
+    def index(rows: Iterable[dict[str, Any]], side: str) -> dict[tuple[Any, ...], dict]:
+        indexed: dict[tuple[Any, ...], dict] = {}
+        for row in rows:
+            row_key = (row["partition_date"], *(row[name] for name in key))
+            assert row_key not in indexed, f"{side}: duplicate row for {row_key}"
+            indexed[row_key] = row
+        return indexed
+
+    have, want = index(actual, "table"), index(expected, "truth")
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    assert not missing and not extra, f"rows missing: {missing[:5]}; rows not in truth: {extra[:5]}"
+    for row_key, wanted in want.items():
+        got = have[row_key]
+        for column in sorted(set(got) | set(wanted)):
+            value = wanted.get(column)
+            if column in text and value is not None:
+                value = as_text(value)
+            assert got.get(column) == value, (
+                f"{row_key} column {column}: table has {got.get(column)!r}, truth {value!r}"
+            )

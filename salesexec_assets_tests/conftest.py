@@ -1,0 +1,131 @@
+"""Shared fixtures: a real sandbox on loopback, the environment that points at it, a
+warehouse file in tmp, and in-process Dagster runs on an ephemeral instance."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
+
+from salesexec_assets.sandbox import SandboxServer, run_sandbox
+
+SANDBOX_USERNAME = "sandbox"
+# Distinctive, so that a leak into logs, events or output is found by a plain search.
+SANDBOX_PASSWORD = "pw-Xq7-leak-canary-91f3"
+SANDBOX_LEADS_PER_DAY = 5
+
+StartSandbox = Callable[..., SandboxServer]
+RunAssets = Callable[..., ExecuteInProcessResult]
+
+
+@pytest.fixture
+def start_sandbox() -> Iterator[StartSandbox]:
+    """Start sandboxes (``start_sandbox(schema_drift_from=...)``); all stop after the test.
+
+    Defaults: the distinctive password and a tiny volume.
+    """
+    with ExitStack() as stack:
+
+        def start(**overrides: Any) -> SandboxServer:
+            overrides.setdefault("password", SANDBOX_PASSWORD)
+            overrides.setdefault("leads_per_day", SANDBOX_LEADS_PER_DAY)
+            return stack.enter_context(run_sandbox(**overrides))
+
+        yield start
+
+
+@pytest.fixture
+def sandbox(start_sandbox: StartSandbox) -> SandboxServer:
+    """A running sandbox with the default test settings."""
+    return start_sandbox()
+
+
+@pytest.fixture
+def warehouse_path(tmp_path: Path) -> Path:
+    """The DuckDB file a test writes to (not created yet)."""
+    return tmp_path / "warehouse.duckdb"
+
+
+def salesexec_environment(server: SandboxServer, duckdb_path: Path) -> dict[str, str]:
+    """The ``SALESEXEC_*`` variables that point the project at ``server`` and ``duckdb_path``."""
+    return {
+        "SALESEXEC_BASE_URL": server.base_url,
+        "SALESEXEC_USERNAME": SANDBOX_USERNAME,
+        "SALESEXEC_PASSWORD": SANDBOX_PASSWORD,
+        "SALESEXEC_DUCKDB_PATH": str(duckdb_path),
+    }
+
+
+PointEnv = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def point_env_at(warehouse_path: Path, monkeypatch: pytest.MonkeyPatch) -> PointEnv:
+    """``point_env_at(server, duckdb_path=warehouse_path)``: this process's environment
+    points at ``server`` and the file; every other ``SALESEXEC_*`` variable is cleared.
+    Returns the variables set."""
+
+    def point(server: SandboxServer, duckdb_path: Path = warehouse_path) -> dict[str, str]:
+        for name in list(os.environ):
+            if name.startswith("SALESEXEC_"):
+                monkeypatch.delenv(name)
+        variables = salesexec_environment(server, duckdb_path)
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        return variables
+
+    return point
+
+
+@pytest.fixture
+def salesexec_env(sandbox: SandboxServer, point_env_at: PointEnv) -> dict[str, str]:
+    """The environment points at ``sandbox`` and ``warehouse_path``."""
+    return point_env_at(sandbox)
+
+
+@pytest.fixture
+def dagster_instance() -> Iterator[DagsterInstance]:
+    """An ephemeral Dagster instance (its event log holds every run's logs and events)."""
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture
+def run_assets(dagster_instance: DagsterInstance) -> RunAssets:
+    """Run assets of a ``Definitions`` in process, on the test's ephemeral instance.
+
+    ``run_assets(defs, keys, partition="2025-06-10")``, or ``partition_range=(a, b)`` for
+    a single-run range; failures are returned, not raised.
+    """
+
+    def run(
+        defs: Definitions,
+        keys: Sequence[AssetKey],
+        *,
+        partition: str | None = None,
+        partition_range: tuple[str, str] | None = None,
+        run_config: dict[str, Any] | None = None,
+    ) -> ExecuteInProcessResult:
+        tags = (
+            {
+                "dagster/asset_partition_range_start": partition_range[0],
+                "dagster/asset_partition_range_end": partition_range[1],
+            }
+            if partition_range
+            else None
+        )
+        return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=dagster_instance,
+            asset_selection=list(keys),
+            partition_key=partition,
+            tags=tags,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+
+    return run
