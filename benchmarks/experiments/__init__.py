@@ -1,0 +1,1 @@
+"""Measured what-ifs for the lead: prototypes of changes, outside the package."""
