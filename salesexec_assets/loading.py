@@ -3,8 +3,9 @@
 A run covers a set of partition days (one day, or a range in a single-run backfill). The
 days are cut into chunks of consecutive days; each chunk is pulled for every lead type
 into a staging file (memory stays bounded however long the range), then written to the
-warehouse in ONE transaction that replaces exactly the chunk's partitions. A failure at
-any point leaves every partition either as it was or fully rewritten, never half.
+warehouse in ONE transaction that replaces exactly the chunk's partitions, of the
+report's table and of its quarantine table alike. A failure at any point leaves every
+partition either as it was or fully rewritten, never half.
 
 This module knows the contract's report table and the warehouse, not Dagster.
 """
@@ -18,13 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
-from functools import partial
 from typing import Any
 
 from salesexec_assets.api.client import Page, SalesExecClient
 from salesexec_assets.api.contract import Pull, Report
-from salesexec_assets.partitions import consecutive_chunks, day_window_utc, local_day
+from salesexec_assets.partitions import consecutive_chunks, day_window_utc
 from salesexec_assets.records import (
+    DayLocator,
     RecordError,
     RowBuilder,
     quarantine_row,
@@ -34,6 +35,7 @@ from salesexec_assets.records import (
 from salesexec_assets.warehouse import DuckDBWarehouse, RowStage, WriteResult
 
 PROGRESS_LOG_SECONDS = 5.0
+STAGE_BATCH_ROWS = 5_000  # rows held in Python before they go to the staging file
 
 
 class WriteMode(str, Enum):
@@ -73,18 +75,17 @@ def plan_pulls(
     report: Report, chunk: Sequence[date], lead_types: Sequence[tuple[int, str]], zone: str
 ) -> Iterator[PullPlan]:
     """The calls a chunk of days needs: the report's ``pull`` kind decides, as data."""
-    days = frozenset(chunk)
-    partition_of = partial(local_day, zone=zone)
+    locate_day = DayLocator(chunk, zone)
     for lead_type in lead_types:
         if report.pull is Pull.RECORDS:
             window = day_window_utc(chunk[0], chunk[-1], zone)
-            yield PullPlan(lead_type, window, RowBuilder(report, partition_of, days))
+            yield PullPlan(lead_type, window, RowBuilder(report, locate_day))
         elif report.pull is Pull.DAILY_AGGREGATE:
             for day in chunk:
-                builder = RowBuilder(report, partition_of, days, fixed_day=day)
+                builder = RowBuilder(report, locate_day, fixed_day=day)
                 yield PullPlan(lead_type, day_window_utc(day, day, zone), builder)
         else:
-            yield PullPlan(lead_type, None, RowBuilder(report, partition_of, days, chunk[0]))
+            yield PullPlan(lead_type, None, RowBuilder(report, locate_day, fixed_day=chunk[0]))
 
 
 def fetch_pages(client: SalesExecClient, report: Report, plan: PullPlan) -> Iterator[Page]:
@@ -119,19 +120,15 @@ def load_report(
                 if plan.window_utc is not None:
                     result.windows_utc.append(plan.window_utc)
                 _stage_plan(client, report, plan, stage, rejected, result, log, chunk)
-            chunk_replace = chunk if replace else None
-            stamp = loaded_at()
             result.writes.append(
                 warehouse.write(
                     stage,
-                    replace_partitions=chunk_replace,
+                    replace_partitions=chunk if replace else None,
                     run_id=run_id,
-                    loaded_at=stamp,
+                    loaded_at=loaded_at(),
                     before_insert=before_insert,
+                    companions=[rejected],  # one transaction: rows and quarantine agree
                 )
-            )
-            warehouse.write(
-                rejected, replace_partitions=chunk_replace, run_id=run_id, loaded_at=stamp
             )
         log.info(
             "%s: wrote %s..%s (%d rows so far, %d quarantined)",
@@ -159,15 +156,19 @@ def _stage_plan(
     label = f"{uid} ({name})" if name else str(uid)
     pages = rows = 0
     last_log = time.monotonic()
+    good: list[dict[str, Any]] = []
     for page in fetch_pages(client, report, plan):
-        good, bad = [], []
+        bad = []
         for record in page:
             try:
                 good.append(plan.builder.row(record))
             except RecordError as error:
                 bad.append(quarantine_row(record, str(error), uid, chunk[0]))
                 result.quarantine_reasons[str(error).split(":")[0]] += 1
-        stage.add(good)
+        rows += len(page) - len(bad)
+        if len(good) >= STAGE_BATCH_ROWS:  # several pages per stage insert: fewer commits
+            stage.add(good)
+            good = []
         if bad:
             rejected.add(bad)
             result.quarantined += len(bad)
@@ -179,10 +180,11 @@ def _stage_plan(
                 bad[0]["reason"],
             )
         pages += 1
-        rows += len(good)
-        result.rows_by_lead_type[label] += len(good)
         if time.monotonic() - last_log >= PROGRESS_LOG_SECONDS:
             log.info("%s: lead type %s: %d pages, %d rows so far", report.name, label, pages, rows)
             last_log = time.monotonic()
+    if good:
+        stage.add(good)
+    result.rows_by_lead_type[label] += rows
     window = f" {plan.window_utc[0]}Z..{plan.window_utc[1]}Z" if plan.window_utc else ""
     log.info("%s: lead type %s%s: %d rows in %d pages", report.name, label, window, rows, pages)

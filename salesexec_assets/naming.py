@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 FIELD_COLUMN_PREFIX = "field_"
 
@@ -15,6 +16,7 @@ _LOWER_THEN_UPPER = re.compile(r"([a-z0-9])([A-Z])")
 _NOT_IDENTIFIER = re.compile(r"[^0-9a-zA-Z]+")
 
 
+@lru_cache(maxsize=4096)  # called for every field of every record: names repeat
 def snake_case(name: str) -> str:
     """``LeadTypeUID`` -> ``lead_type_uid``; any other character becomes ``_``."""
     text = _ACRONYM_THEN_WORD.sub(r"\1_\2", name)
@@ -26,6 +28,7 @@ def snake_case(name: str) -> str:
     return f"_{text}" if text[0].isdigit() else text
 
 
+@lru_cache(maxsize=4096)
 def field_column(field_name: str) -> str:
     """The column of a lead type's own field: ``LoanAmount`` -> ``field_loan_amount``."""
     return FIELD_COLUMN_PREFIX + snake_case(field_name)

@@ -14,15 +14,17 @@ counted in the materialization's metadata.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from salesexec_assets.api import contract
-from salesexec_assets.api.contract import FieldType, Pull, Report
+from salesexec_assets.api.contract import FieldType, Report
 from salesexec_assets.api.timestamps import TimestampError, parse_api_timestamp
 from salesexec_assets.naming import field_column, snake_case
+from salesexec_assets.partitions import day_window_utc
 from salesexec_assets.warehouse import ColumnType, TableSpec
 
 SCHEMA = "salesexec"
@@ -72,10 +74,12 @@ def window_column(report: Report) -> str | None:
 
 
 def _integer(value: Any) -> int:
+    if type(value) is int:  # the common case first: this runs for every id of every record
+        return value
     if isinstance(value, bool):
         raise ValueError("a boolean is not an integer")
     if isinstance(value, int):
-        return value
+        return int(value)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     if isinstance(value, float) and value.is_integer():
@@ -84,9 +88,11 @@ def _integer(value: Any) -> int:
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
-    return value if isinstance(value, str) else json.dumps(value)
+    return json.dumps(value)
 
 
 def _timestamp(value: Any) -> datetime:
@@ -111,12 +117,56 @@ def _flat_value(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class _Field:
+    """One contract field of a report, with everything ``row`` needs precomputed."""
+
+    name: str
+    column: str
+    convert: Callable[[Any], Any] | None  # None: the ``Fields`` object
+    required: bool
+
+
+_FIELDS_BY_REPORT: dict[str, tuple[_Field, ...]] = {}
+
+
+def _fields_of(report: Report) -> tuple[_Field, ...]:
+    """The report's fields, prepared once per report (not once per record)."""
+    fields = _FIELDS_BY_REPORT.get(report.name)
+    if fields is None:
+        required = {*report.key, report.window_field}
+        fields = tuple(
+            _Field(name, snake_case(name), _CONVERTERS.get(kind), name in required)
+            for name, kind in report.record.items()
+        )
+        _FIELDS_BY_REPORT[report.name] = fields
+    return fields
+
+
+class DayLocator:
+    """Which of the pulled days a naive-UTC instant falls in, by bisecting day bounds.
+
+    Cheaper per record than a time-zone conversion, and exact: the bounds are the
+    days' local midnights (23- or 25-hour days included), computed once per pull.
+    """
+
+    def __init__(self, days: Iterable[date], zone: str) -> None:
+        self.days = sorted(days)
+        self._bounds = [day_window_utc(day, day, zone) for day in self.days]
+        self._starts = [start for start, _ in self._bounds]
+
+    def __call__(self, instant: datetime) -> date | None:
+        index = bisect_right(self._starts, instant) - 1
+        if index >= 0 and instant < self._bounds[index][1]:
+            return self.days[index]
+        return None
+
+
+@dataclass(frozen=True)
 class RowBuilder:
     """Turns one report's records into rows for one set of partition days."""
 
     report: Report
-    partition_of: Callable[[datetime], date]  # a window-field instant -> its local day
-    days: frozenset[date]  # the days being pulled; a record outside them is quarantined
+    locate_day: DayLocator  # a window-field instant -> its partition day, or None
     fixed_day: date | None = None  # for aggregate and "now" reports: the day being pulled
 
     def row(self, record: Any) -> dict[str, Any]:
@@ -124,39 +174,40 @@ class RowBuilder:
         if not isinstance(record, dict):
             raise RecordError(f"a record must be a JSON object, got {type(record).__name__}")
         row: dict[str, Any] = {}
-        for name, kind in self.report.record.items():
-            value = record.get(name)
+        for field in _fields_of(self.report):
+            value = record.get(field.name)
             if value is None:
-                if name in self.report.key or name == self.report.window_field:
-                    raise RecordError(f"{name} is missing")
-                row[snake_case(name)] = None
-            elif kind is FieldType.OBJECT:
-                row.update(self._fields_columns(name, value))
+                if field.required:
+                    raise RecordError(f"{field.name} is missing")
+                row[field.column] = None
+            elif field.convert is None:
+                row.update(self._fields_columns(field, value))
             else:
                 try:
-                    row[snake_case(name)] = _CONVERTERS[kind](value)
+                    row[field.column] = field.convert(value)
                 except ValueError as error:
-                    raise RecordError(f"{name}: {error}") from None
-        for name, value in record.items():  # fields the contract does not know yet: kept
-            if name not in self.report.record:
-                row.setdefault(snake_case(name), _flat_value(value))
+                    raise RecordError(f"{field.name}: {error}") from None
+        if not record.keys() <= self.report.record.keys():
+            for name, value in record.items():  # fields the contract does not know yet: kept
+                if name not in self.report.record:
+                    row.setdefault(snake_case(name), _flat_value(value))
         row[PARTITION_COLUMN] = self._partition(row)
         return row
 
-    def _fields_columns(self, name: str, value: Any) -> dict[str, Any]:
+    @staticmethod
+    def _fields_columns(field: _Field, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise RecordError(f"{name} must be an object, got {type(value).__name__}")
-        columns = {field_column(field): _flat_value(item) for field, item in value.items()}
-        columns[snake_case(name)] = json.dumps(value, sort_keys=True)
+            raise RecordError(f"{field.name} must be an object, got {type(value).__name__}")
+        columns = {field_column(name): _flat_value(item) for name, item in value.items()}
+        columns[field.column] = json.dumps(value, sort_keys=True)
         return columns
 
     def _partition(self, row: dict[str, Any]) -> date:
-        if self.report.pull is not Pull.RECORDS:
-            assert self.fixed_day is not None, "aggregate reports are pulled one day at a time"
+        if self.fixed_day is not None:
             return self.fixed_day
         instant = row[window_column(self.report)]  # type: ignore[index]
-        day = self.partition_of(instant)
-        if day not in self.days:
+        day = self.locate_day(instant)
+        if day is None:
             raise RecordError(
                 f"{self.report.window_field} {instant.isoformat()} is outside the requested days"
             )
