@@ -28,8 +28,8 @@ not depend on the order pages arrive in. Existing values are converted by DuckDB
 exactly as DuckDB's casts do (``true``, ``2.0``, ``2026-01-02 03:04:05.12``). Declared
 columns are never widened: a value that does not fit its declared type is an error.
 
-Timestamps are naive UTC ``TIMESTAMP`` (time-zone support needs DuckDB's ICU extension,
-which is not available offline). Tables are addressed as ``"schema"."table"``; a
+Timestamps are naive UTC ``TIMESTAMP``: time-zone arithmetic happens in Python, so the
+tables never depend on a DuckDB session time zone or on the ICU extension. Tables are addressed as ``"schema"."table"``; a
 warehouse file named like a schema (``salesexec.duckdb`` with schema ``salesexec``)
 would make such names ambiguous in DuckDB, so it is refused.
 """
@@ -158,7 +158,7 @@ def _column_type_of(duckdb_type: str) -> ColumnType:
 
 
 def _naive_utc(value: datetime) -> datetime:
-    """Naive UTC, the only timestamp form stored (no ICU extension for zones)."""
+    """Naive UTC, the only timestamp form stored (no session time zone involved)."""
     if value.tzinfo is None:
         return value
     return value.astimezone(timezone.utc).replace(tzinfo=None)
@@ -419,7 +419,7 @@ class RowStage:
         spec: TableSpec,
         directory: str | Path | None = None,
         *,
-        memory_limit: str = "256MB",
+        memory_limit: str = "64MB",  # the stage spills to its file beyond this: RSS stays flat
     ) -> None:
         self.spec = spec
         self._directory = Path(tempfile.mkdtemp(prefix=f"stage-{spec.name}-", dir=directory))
@@ -632,7 +632,12 @@ class _Session:
     con: duckdb.DuckDBPyConnection
     lock_wait_seconds: float
     lock_attempts: int
-    stage_table: str = ""  # the attached stage's table, fully qualified
+    stage_tables: list[str] = field(default_factory=list)  # attached stages' tables, in order
+
+    @property
+    def stage_table(self) -> str:
+        """The (first) attached stage's table, fully qualified."""
+        return self.stage_tables[0]
 
 
 def _is_lock_error(error: duckdb.Error) -> bool:
@@ -717,28 +722,28 @@ class DuckDBWarehouse:
             raise
 
     @contextmanager
-    def _transaction(self, stage: RowStage | None = None) -> Iterator[_Session]:
-        """One write transaction, with the stage attached read-only so rows stay in DuckDB.
+    def _transaction(self, *stages: RowStage) -> Iterator[_Session]:
+        """One write transaction, with the stages attached read-only so rows stay in DuckDB.
 
         Any exception rolls everything back (DDL included) and is re-raised.
         """
         with self._session() as session:
             con = session.con
-            if stage is None:
-                with _atomic(con):
-                    yield session
-                return
-            # A unique alias, detached explicitly: attachments belong to the database
+            # Unique aliases, detached explicitly: attachments belong to the database
             # instance, which other connections of this process may share.
-            alias = f"_stage_{uuid.uuid4().hex[:12]}"
-            stage.release()
-            con.execute(f"ATTACH {_sql_string(str(stage.path))} AS {alias} (READ_ONLY)")
-            session.stage_table = f"{alias}.{_STAGE_TABLE}"
+            aliases: list[str] = []
             try:
+                for stage in stages:
+                    alias = f"_stage_{uuid.uuid4().hex[:12]}"
+                    stage.release()
+                    con.execute(f"ATTACH {_sql_string(str(stage.path))} AS {alias} (READ_ONLY)")
+                    aliases.append(alias)
+                    session.stage_tables.append(f"{alias}.{_STAGE_TABLE}")
                 with _atomic(con):
                     yield session
             finally:
-                con.execute(f"DETACH {alias}")
+                for alias in aliases:
+                    con.execute(f"DETACH {alias}")
 
     def _check_name(self, spec: TableSpec) -> None:
         if self.path.stem.lower() == spec.schema.lower():
@@ -790,38 +795,75 @@ class DuckDBWarehouse:
         run_id: str,
         loaded_at: datetime,
         before_insert: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+        companions: Sequence[RowStage] = (),
     ) -> WriteResult:
         """Move the stage into its table in one transaction, replacing whole partitions.
 
         ``replace_partitions=None`` appends. Otherwise those partitions are emptied first
         (a partition with no staged rows ends up empty), and staged rows outside them are
-        refused, because a re-run would duplicate them. ``before_insert`` runs between
-        the delete and the insert (a seam for fault-injection tests).
+        refused, because a re-run would duplicate them. ``companions`` go into their own
+        tables in the SAME transaction, replacing the same partitions: rows and the
+        records rejected beside them are never written one without the other, even by a
+        crash. ``before_insert`` runs between the delete and the insert of ``stage`` (a
+        seam for fault-injection tests). Returns what happened to ``stage``'s table.
         """
-        spec = stage.spec
-        self._check_name(spec)
-        replace = self._replace_set(stage, replace_partitions)
-        table = spec.qualified_name
-        with self._transaction(stage) as session:
-            con = session.con
-            _, added, widened = self._prepare_table(con, spec, stage.column_types)
-            deleted = 0
-            if replace and spec.partition_column is not None:
-                deleted = _count(
-                    con,
-                    f"DELETE FROM {table} WHERE {_quote(spec.partition_column)} "
-                    "IN (SELECT UNNEST(CAST(? AS DATE[])))",
-                    [list(replace)],
+        stages = (stage, *companions)
+        replaces = []
+        for each in stages:
+            self._check_name(each.spec)
+            replaces.append(self._replace_set(each, replace_partitions))
+        with self._transaction(*stages) as session:
+            results = [
+                self._replace_rows(
+                    session,
+                    each,
+                    session.stage_tables[index],
+                    replaces[index],
+                    [_naive_utc(loaded_at), run_id],
+                    before_insert if index == 0 else None,
                 )
-            if before_insert is not None:
-                before_insert(con)
-            written = _count(
-                con,
-                f"INSERT INTO {table} BY NAME SELECT *, {_METADATA_SELECT} "
-                f"FROM {session.stage_table}",
-                [_naive_utc(loaded_at), run_id],
+                for index, each in enumerate(stages)
+            ]
+        for result in results:
+            self.logger.info(
+                "wrote %d rows to %s (replaced %d partitions, deleted %d rows, waited %.1f s)",
+                result.rows_written,
+                result.table,
+                len(result.partitions_replaced),
+                result.rows_deleted,
+                session.lock_wait_seconds,
             )
-        result = WriteResult(
+        return results[0]
+
+    def _replace_rows(
+        self,
+        session: _Session,
+        stage: RowStage,
+        stage_table: str,
+        replace: tuple[date, ...],
+        stamps: list[Any],
+        before_insert: Callable[[duckdb.DuckDBPyConnection], None] | None,
+    ) -> WriteResult:
+        """Inside a write transaction: evolve the table, delete ``replace``, insert."""
+        con, spec = session.con, stage.spec
+        table = spec.qualified_name
+        _, added, widened = self._prepare_table(con, spec, stage.column_types)
+        deleted = 0
+        if replace and spec.partition_column is not None:
+            deleted = _count(
+                con,
+                f"DELETE FROM {table} WHERE {_quote(spec.partition_column)} "
+                "IN (SELECT UNNEST(CAST(? AS DATE[])))",
+                [list(replace)],
+            )
+        if before_insert is not None:
+            before_insert(con)
+        written = _count(
+            con,
+            f"INSERT INTO {table} BY NAME SELECT *, {_METADATA_SELECT} FROM {stage_table}",
+            stamps,
+        )
+        return WriteResult(
             table=table,
             rows_written=written,
             partitions_replaced=replace,
@@ -831,15 +873,6 @@ class DuckDBWarehouse:
             lock_wait_seconds=session.lock_wait_seconds,
             lock_attempts=session.lock_attempts,
         )
-        self.logger.info(
-            "wrote %d rows to %s (replaced %d partitions, deleted %d rows, waited %.1f s)",
-            result.rows_written,
-            table,
-            len(replace),
-            result.rows_deleted,
-            result.lock_wait_seconds,
-        )
-        return result
 
     @staticmethod
     def _replace_set(
