@@ -241,6 +241,16 @@ def materialization_metadata(
     }
     if len(days) == 1:
         metadata["dagster/partition_row_count"] = partition_rows
+    else:  # a range run records one event per day, all with this metadata: say which is which
+        per_day = store.query(
+            f"SELECT strftime({PARTITION_COLUMN}, '%Y-%m-%d') AS day, count(*) AS n "
+            f"FROM {spec.qualified_name} "
+            f"WHERE {in_days} GROUP BY ALL ORDER BY ALL",
+            days,
+        )
+        metadata["rows_by_partition"] = MetadataValue.json(
+            {str(day): 0 for day in days} | {row.day: int(row.n) for row in per_day.itertuples()}
+        )
     metadata.update({f"api_{name}": value for name, value in stats.items()})
     if result.quarantine_reasons:
         metadata["quarantine_reasons"] = MetadataValue.json(dict(result.quarantine_reasons))
