@@ -3,11 +3,18 @@
 One ``SalesExecResource`` serves every report asset (the connector's "reuse a saved
 login"). With no credentials and no base URL it starts the embedded SalesExec sandbox
 for the run, and says so loudly: that is the default a newcomer meets.
+
+The account fields (URL, credentials, lead types) fall back to their ``SALESEXEC_*``
+variables when empty. Dagster builds a resource from run config ALONE when run config
+names it: ``--config-json '{"resources": {"salesexec": {"config": {"max_attempts": 3}}}}'``
+leaves every other field at its default, and without the fallback that run would
+silently read the sandbox instead of the account and write demo data into the warehouse.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +24,14 @@ from pydantic import Field, PrivateAttr
 from salesexec_assets.api import contract
 from salesexec_assets.api.client import RetrySettings, SalesExecClient, Timeouts
 from salesexec_assets.api.errors import SalesExecError
-from salesexec_assets.settings import SANDBOX
+from salesexec_assets.settings import (
+    BASE_URL_VAR,
+    LEAD_TYPE_UIDS_VAR,
+    PASSWORD_VAR,
+    SANDBOX,
+    USERNAME_VAR,
+    parse_lead_type_uids,
+)
 from salesexec_assets.warehouse import DuckDBWarehouse
 
 SANDBOX_LOG_LINE = (
@@ -32,13 +46,20 @@ class SalesExecResource(ConfigurableResource):
 
     base_url: str = Field(
         default="",
-        description="API base URL; empty = the real API when credentials are set, else the "
-        "embedded sandbox; 'sandbox' = always the embedded sandbox.",
+        description=f"API base URL; empty = ${BASE_URL_VAR}, else the real API when "
+        "credentials are set, else the embedded sandbox; 'sandbox' = always the embedded "
+        "sandbox.",
     )
-    username: str | None = Field(default=None, description="SalesExec user name.")
-    password: str | None = Field(default=None, description="SalesExec password (never shown).")
+    username: str | None = Field(
+        default=None, description=f"SalesExec user name; empty = ${USERNAME_VAR}."
+    )
+    password: str | None = Field(
+        default=None, description=f"SalesExec password (never shown); empty = ${PASSWORD_VAR}."
+    )
     lead_type_uids: list[int] | None = Field(
-        default=None, description="Lead types to pull; empty = every lead type of the account."
+        default=None,
+        description=f"Lead types to pull; empty = ${LEAD_TYPE_UIDS_VAR}, else every lead type "
+        "of the account.",
     )
     page_size: int = Field(default=contract.TAKE_MAX, ge=1, le=contract.TAKE_MAX)
     max_concurrent_requests: int = Field(
@@ -65,9 +86,20 @@ class SalesExecResource(ConfigurableResource):
         for name, value in super().__repr_args__():
             yield name, ("********" if name == "password" and value else value)
 
+    def _base_url(self) -> str:
+        """The configured base URL, else ``SALESEXEC_BASE_URL`` (see the module docstring)."""
+        return self.base_url or os.environ.get(BASE_URL_VAR, "").strip().rstrip("/")
+
+    def _credentials(self) -> tuple[str | None, str | None]:
+        """The configured credentials, else ``SALESEXEC_USERNAME``/``SALESEXEC_PASSWORD``."""
+        if self.username:
+            return self.username, self.password
+        return os.environ.get(USERNAME_VAR) or None, os.environ.get(PASSWORD_VAR) or None
+
     @property
     def uses_sandbox(self) -> bool:
-        return self.base_url == SANDBOX or (not self.base_url and not self.username)
+        base_url = self._base_url()
+        return base_url == SANDBOX or (not base_url and not self._credentials()[0])
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if not self.uses_sandbox:
@@ -95,13 +127,12 @@ class SalesExecResource(ConfigurableResource):
             defaults = SandboxConfig()
             base_url, username, password = self._sandbox_url, defaults.username, defaults.password
         else:
-            if not self.username or not self.password:
+            username, password = self._credentials()
+            if not username or not password:
                 raise SalesExecError(
-                    "SalesExec credentials are missing: set SALESEXEC_USERNAME and "
-                    "SALESEXEC_PASSWORD"
+                    f"SalesExec credentials are missing: set {USERNAME_VAR} and {PASSWORD_VAR}"
                 )
-            base_url = self.base_url or contract.DEFAULT_BASE_URL
-            username, password = self.username, self.password
+            base_url = self._base_url() or contract.DEFAULT_BASE_URL
         return SalesExecClient(
             base_url,
             username,
@@ -123,16 +154,19 @@ class SalesExecResource(ConfigurableResource):
             int(lead_type[contract.LEAD_TYPE_UID]): str(lead_type.get(contract.LEAD_TYPE_NAME, ""))
             for lead_type in client.lead_types()
         }
-        if not self.lead_type_uids:
+        wanted = self.lead_type_uids or parse_lead_type_uids(
+            os.environ.get(LEAD_TYPE_UIDS_VAR, "")
+        )
+        if not wanted:
             return sorted(account.items())
-        unknown = [uid for uid in self.lead_type_uids if uid not in account]
+        unknown = [uid for uid in wanted if uid not in account]
         if unknown:
             known = ", ".join(f"{uid} ({name})" for uid, name in sorted(account.items()))
             raise SalesExecError(
-                f"unknown lead type UID(s) {unknown} in SALESEXEC_LEAD_TYPE_UIDS; this account "
+                f"unknown lead type UID(s) {unknown} in {LEAD_TYPE_UIDS_VAR}; this account "
                 f"has: {known}"
             )
-        return [(uid, account[uid]) for uid in self.lead_type_uids]
+        return [(uid, account[uid]) for uid in wanted]
 
 
 class WarehouseResource(ConfigurableResource):

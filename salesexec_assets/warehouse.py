@@ -25,13 +25,18 @@ holds any value as text. Widening never narrows, so a value once stored stays st
 and ``widen`` is commutative, associative and idempotent: the final type of a column does
 not depend on the order pages arrive in. Existing values are converted by DuckDB
 (``ALTER ... SET DATA TYPE``) and new values by :func:`coerce_value`, which renders text
-exactly as DuckDB's casts do (``true``, ``2.0``, ``2026-01-02 03:04:05.12``). Declared
-columns are never widened: a value that does not fit its declared type is an error.
+exactly as DuckDB's casts do (``true``, ``2.5``, ``2026-01-02 03:04:05.12``), with one
+rule of ours on both sides: a double that holds an integer (below 2**53, where every
+integer is exact) becomes that integer's text, ``2`` and not ``2.0``. An integer that
+went through a DOUBLE column on its way to VARCHAR thus reads as the source sent it, and
+the text of a value never depends on how its pages were cut. Declared columns are never
+widened: a value that does not fit its declared type is an error.
 
 Timestamps are naive UTC ``TIMESTAMP``: time-zone arithmetic happens in Python, so the
-tables never depend on a DuckDB session time zone or on the ICU extension. Tables are addressed as ``"schema"."table"``; a
-warehouse file named like a schema (``salesexec.duckdb`` with schema ``salesexec``)
-would make such names ambiguous in DuckDB, so it is refused.
+tables never depend on a DuckDB session time zone or on the ICU extension. Tables are
+addressed as ``"schema"."table"``; a warehouse file named like a schema
+(``salesexec.duckdb`` with schema ``salesexec``) would make such names ambiguous in
+DuckDB, so it is refused.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ _METADATA_COLUMNS = (LOADED_AT_COLUMN, RUN_ID_COLUMN)
 
 _BIGINT_MIN = -(2**63)
 _BIGINT_MAX = 2**63 - 1
+_EXACT_INTEGERS = 2**53  # every integer below this is exact as a double
 
 _STAGE_TABLE = '"main"."rows"'  # inside the stage file
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock")
@@ -216,7 +222,10 @@ def _to_varchar(value: Any) -> str:
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
-        return repr(float(value))  # Python's shortest round-trip form, as DuckDB prints
+        number = float(value)
+        if number.is_integer() and abs(number) < _EXACT_INTEGERS:
+            return str(int(number))  # as the integer it was: see the module docstring
+        return repr(number)  # Python's shortest round-trip form, as DuckDB prints
     if isinstance(value, datetime):
         return _timestamp_text(value)
     if isinstance(value, date):
@@ -364,6 +373,17 @@ class TableSpec:
         return types
 
 
+def _widening_using(column: str, have: ColumnType, target: ColumnType) -> str:
+    """The USING clause of a widening ALTER: DuckDB's cast, except that a double holding
+    an exact integer becomes that integer's text, as :func:`coerce_value` writes it."""
+    if (have, target) != (ColumnType.DOUBLE, ColumnType.VARCHAR):
+        return ""
+    return (
+        f" USING CASE WHEN {column} = trunc({column}) AND abs({column}) < {_EXACT_INTEGERS} "
+        f"THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END"
+    )
+
+
 def _evolve_columns(
     con: duckdb.DuckDBPyConnection,
     table_sql: str,
@@ -393,7 +413,7 @@ def _evolve_columns(
         if target != have:
             con.execute(
                 f"ALTER TABLE {table_sql} ALTER COLUMN {_quote(existing)} "
-                f"SET DATA TYPE {target.value}"
+                f"SET DATA TYPE {target.value}{_widening_using(_quote(existing), have, target)}"
             )
             types[existing] = target
             widened.append((existing, have.value, target.value))

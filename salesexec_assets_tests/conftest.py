@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
 
 from salesexec_assets.sandbox import SandboxServer, run_sandbox
+from salesexec_assets_tests.figures import Figures
 
 SANDBOX_USERNAME = "sandbox"
 # Distinctive, so that a leak into logs, events or output is found by a plain search.
@@ -51,8 +53,9 @@ def warehouse_path(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
 
 
-def salesexec_environment(server: SandboxServer, duckdb_path: Path) -> dict[str, str]:
-    """The ``SALESEXEC_*`` variables that point the project at ``server`` and ``duckdb_path``."""
+def salesexec_environment(server: Any, duckdb_path: Path) -> dict[str, str]:
+    """The ``SALESEXEC_*`` variables that point the project at ``server`` (a sandbox, or
+    anything with a ``base_url``) and ``duckdb_path``."""
     return {
         "SALESEXEC_BASE_URL": server.base_url,
         "SALESEXEC_USERNAME": SANDBOX_USERNAME,
@@ -64,20 +67,27 @@ def salesexec_environment(server: SandboxServer, duckdb_path: Path) -> dict[str,
 PointEnv = Callable[..., dict[str, str]]
 
 
+def point_environment(
+    monkeypatch: pytest.MonkeyPatch, server: Any, duckdb_path: Path
+) -> dict[str, str]:
+    """Point this process's environment at ``server`` (anything with a ``base_url``) and
+    the file; every other ``SALESEXEC_*`` variable is cleared. Returns the variables set."""
+    for name in list(os.environ):
+        if name.startswith("SALESEXEC_"):
+            monkeypatch.delenv(name)
+    variables = salesexec_environment(server, duckdb_path)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return variables
+
+
 @pytest.fixture
 def point_env_at(warehouse_path: Path, monkeypatch: pytest.MonkeyPatch) -> PointEnv:
-    """``point_env_at(server, duckdb_path=warehouse_path)``: this process's environment
-    points at ``server`` and the file; every other ``SALESEXEC_*`` variable is cleared.
-    Returns the variables set."""
+    """``point_env_at(server, duckdb_path=warehouse_path)``: :func:`point_environment`
+    for the rest of the test."""
 
     def point(server: SandboxServer, duckdb_path: Path = warehouse_path) -> dict[str, str]:
-        for name in list(os.environ):
-            if name.startswith("SALESEXEC_"):
-                monkeypatch.delenv(name)
-        variables = salesexec_environment(server, duckdb_path)
-        for name, value in variables.items():
-            monkeypatch.setenv(name, value)
-        return variables
+        return point_environment(monkeypatch, server, duckdb_path)
 
     return point
 
@@ -95,37 +105,56 @@ def dagster_instance() -> Iterator[DagsterInstance]:
         yield instance
 
 
+def execute_assets(
+    instance: DagsterInstance,
+    defs: Definitions,
+    keys: Sequence[AssetKey],
+    *,
+    partition: str | None = None,
+    partition_range: tuple[str, str] | None = None,
+    run_config: dict[str, Any] | None = None,
+) -> ExecuteInProcessResult:
+    """Run assets of a ``Definitions`` in process on ``instance``.
+
+    ``partition="2025-06-10"``, or ``partition_range=(a, b)`` for a single-run range;
+    failures are returned, not raised.
+    """
+    tags = (
+        {
+            "dagster/asset_partition_range_start": partition_range[0],
+            "dagster/asset_partition_range_end": partition_range[1],
+        }
+        if partition_range
+        else None
+    )
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        asset_selection=list(keys),
+        partition_key=partition,
+        tags=tags,
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
 @pytest.fixture
 def run_assets(dagster_instance: DagsterInstance) -> RunAssets:
-    """Run assets of a ``Definitions`` in process, on the test's ephemeral instance.
+    """:func:`execute_assets` on the test's ephemeral instance:
+    ``run_assets(defs, keys, partition="2025-06-10")``."""
+    return partial(execute_assets, dagster_instance)
 
-    ``run_assets(defs, keys, partition="2025-06-10")``, or ``partition_range=(a, b)`` for
-    a single-run range; failures are returned, not raised.
-    """
 
-    def run(
-        defs: Definitions,
-        keys: Sequence[AssetKey],
-        *,
-        partition: str | None = None,
-        partition_range: tuple[str, str] | None = None,
-        run_config: dict[str, Any] | None = None,
-    ) -> ExecuteInProcessResult:
-        tags = (
-            {
-                "dagster/asset_partition_range_start": partition_range[0],
-                "dagster/asset_partition_range_end": partition_range[1],
-            }
-            if partition_range
-            else None
-        )
-        return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=dagster_instance,
-            asset_selection=list(keys),
-            partition_key=partition,
-            tags=tags,
-            run_config=run_config,
-            raise_on_error=False,
-        )
+FAULT_FIGURES = pytest.StashKey[Figures]()
 
-    return run
+
+@pytest.fixture(scope="session")
+def fault_figures(request: pytest.FixtureRequest) -> Figures:
+    """The fault suite's figures, summed over the session and printed at its end."""
+    return request.config.stash.setdefault(FAULT_FIGURES, Figures())
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The fault suite's one line of figures, when it ran (shown with ``-q`` too)."""
+    figures = config.stash.get(FAULT_FIGURES, None)
+    if figures is not None and not figures.empty:
+        terminalreporter.write_line(figures.summary())

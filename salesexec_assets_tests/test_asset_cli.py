@@ -12,6 +12,7 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -49,9 +50,8 @@ CLI_TIMEOUT_SECONDS = 180
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
 
-@pytest.fixture
-def dagster_home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster_home"
+def create_dagster_home(home: Path) -> Path:
+    """A DAGSTER_HOME with telemetry off and its storage created."""
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     # Create the instance's SQLite storage now, as any deployment has it before its first
@@ -62,7 +62,12 @@ def dagster_home(tmp_path: Path) -> Path:
     return home
 
 
-def cli_environment(server: SandboxServer, duckdb_path: Path, dagster_home: Path) -> dict[str, str]:
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    return create_dagster_home(tmp_path / "dagster_home")
+
+
+def cli_environment(server: Any, duckdb_path: Path, dagster_home: Path) -> dict[str, str]:
     """This process's environment without any SALESEXEC_* of its own, pointed at ``server``."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SALESEXEC_")}
     return {

@@ -50,6 +50,7 @@ from salesexec_assets_tests.conftest import (
 from salesexec_assets_tests.truth import (
     assert_rows_match,
     expected_day,
+    retyped_columns,
     sorted_rows,
     stored_rows,
     stored_types,
@@ -286,12 +287,7 @@ def test_schema_drift_in_the_middle_of_a_range_loses_no_value(
     for report in LEAD_REPORTS:
         expected = [row for day in days for row in expected_day(drifted, report, lead_types, day)]
         # the fields the source sent as numbers before the drift and as text after it
-        retyped = {
-            column
-            for column in {name for row in expected for name in row if name.startswith("field_")}
-            if {type(row.get(column)) for row in expected} >= {str}
-            and {type(row.get(column)) for row in expected} & {int, float}
-        }
+        retyped = retyped_columns(expected)
         if report is ALL_LEADS:  # every lead type's drifted field straddles the drift here
             assert retyped == {"field_loan_amount", "field_premium", "field_roof_sq_ft"}
         assert retyped, f"{report.name}: the range does not straddle the drift"

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from salesexec_assets.api.contract import REPORTS
 from salesexec_assets.naming import field_column, snake_case
 
 
@@ -37,3 +38,10 @@ def test_any_name_becomes_a_plain_sql_identifier(name: str) -> None:
     column = snake_case(name)
     assert re.fullmatch(r"[a-z_][a-z0-9_]*", column)
     assert snake_case(column) == column or column.startswith("_")
+
+
+def test_every_field_of_every_report_has_a_column_of_its_own() -> None:
+    """Two API fields on one column would make one of them overwrite the other."""
+    for report in REPORTS:
+        columns = [snake_case(name) for name in report.record]
+        assert len(set(columns)) == len(columns), report.name

@@ -1,6 +1,7 @@
 """A partition is a calendar day in the configured zone, sent to the API as UTC."""
 
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from salesexec_assets.partitions import consecutive_chunks, day_window_utc, local_day
+from salesexec_assets.records import DayLocator
 
 
 def test_utc_day_is_midnight_to_midnight() -> None:
@@ -67,3 +69,30 @@ def test_window_starts_at_local_midnight(day: date, zone: str) -> None:
 def test_ranges_are_cut_into_consecutive_chunks() -> None:
     run = [date(2026, 1, d) for d in (1, 2, 3, 4, 6)]
     assert [len(chunk) for chunk in consecutive_chunks(run, 3)] == [3, 1, 1]
+
+
+@given(st.sets(days, max_size=20), st.integers(min_value=1, max_value=8))
+def test_chunks_cover_the_days_once_in_order_each_consecutive_and_small_enough(
+    chosen: set[date], size: int
+) -> None:
+    chunks = list(consecutive_chunks(list(chosen), size))
+    assert [day for chunk in chunks for day in chunk] == sorted(chosen)
+    for chunk in chunks:
+        assert 1 <= len(chunk) <= size
+        assert all(b - a == timedelta(days=1) for a, b in pairwise(chunk))
+
+
+@given(days, st.integers(1, 10), zones, st.floats(min_value=-0.2, max_value=1.2))
+def test_a_range_window_puts_every_instant_in_the_local_day_it_falls_in(
+    first: date, count: int, zone: str, share: float
+) -> None:
+    """One API window serves a chunk of days; each record's instant is bucketed back into
+    its local day (23- and 25-hour days included), and one outside the window into none."""
+    chunk = [first + timedelta(days=n) for n in range(count)]
+    start, end = day_window_utc(chunk[0], chunk[-1], zone)
+    instant = start + (end - start) * share
+    located = DayLocator(chunk, zone)(instant)
+    if start <= instant < end:
+        assert located == local_day(instant, zone)
+    else:
+        assert located is None

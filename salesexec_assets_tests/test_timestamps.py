@@ -75,3 +75,27 @@ def test_any_offset_form_round_trips_to_the_instant(
 @given(instants)
 def test_query_format_round_trips(instant: datetime) -> None:
     assert parse_api_timestamp(format_api_instant(instant)) == instant
+
+
+TIMESTAMP_SHAPED = st.from_regex(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:?\d{2})?", fullmatch=True
+)
+
+
+@given(st.one_of(st.text(max_size=40), TIMESTAMP_SHAPED))
+def test_any_text_is_a_naive_utc_instant_or_a_timestamp_error_never_another_error(
+    text: str,
+) -> None:
+    """A record's bad timestamp must be quarantined (records.py catches TimestampError),
+    never crash the run: no other exception may escape, whatever the text."""
+    try:
+        parsed = parse_api_timestamp(text)
+    except TimestampError:
+        return
+    assert parsed.tzinfo is None
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_instant_outside_the_representable_range_is_a_timestamp_error(text: str) -> None:
+    with pytest.raises(TimestampError, match="range"):
+        parse_api_timestamp(text)

@@ -15,8 +15,8 @@ Why two backfills, not one: ``leads_awaiting_import_count`` only knows "now", so
 refuses any partition but today's (``refuse_past_days_for_now_report``). With the
 single-run backfill policy, one backfill of all six assets over three days is ONE run in
 which that asset sees three days and fails (the backfill ends COMPLETED_FAILED, though
-the five others are written). A user does what the test does, and what the README ("The Dagster UI") tells:
-backfill the five windowed reports over the range (one run, thanks to
+the five others are written). A user does what the test does, and what the README
+("The Dagster UI") tells: backfill the five windowed reports over the range (one run, thanks to
 ``BackfillPolicy.single_run()``) and launch today's partition of the "now" report
 (its own one run). Both are launched at once, as two clicks would, so their runs also
 share the DuckDB file.

@@ -28,10 +28,16 @@ def canonical_record(report: contract.Report, record: dict[str, Any]) -> dict[st
 
 
 def truth_rows(
-    server: Any, report: contract.Report, lead_type: int, start: datetime, end: datetime
+    server: Any,
+    report: contract.Report,
+    lead_type: int,
+    start: datetime,
+    end: datetime,
+    as_of: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The records the sandbox holds for the report in ``[start, end)``."""
-    return server.truth(report.name, lead_type, start, end)
+    """The records the sandbox holds for the report in ``[start, end)`` (at data version
+    ``as_of``, when given: before the leads that offset drift inserted later)."""
+    return server.truth(report.name, lead_type, start, end, as_of)
 
 
 # --- expected warehouse rows -------------------------------------------------------------
@@ -70,25 +76,45 @@ def local_day_window_utc(day: date, zone: str) -> tuple[datetime, datetime]:
 
 
 def expected_day(
-    server: Any, report: contract.Report, lead_types: Iterable[int], day: date, zone: str = "UTC"
+    server: Any,
+    report: contract.Report,
+    lead_types: Iterable[int],
+    day: date,
+    zone: str = "UTC",
+    as_of: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every row the report's table must hold for ``day`` (local to ``zone``)."""
     start, end = local_day_window_utc(day, zone)
     return [
         row
         for lead_type in lead_types
-        for row in expected_rows(report, truth_rows(server, report, lead_type, start, end), day)
+        for row in expected_rows(
+            report, truth_rows(server, report, lead_type, start, end, as_of), day
+        )
     ]
 
 
+def retyped_columns(expected: Iterable[dict[str, Any]]) -> set[str]:
+    """The field columns the source sent as numbers in some rows and as text in others
+    (schema drift): the table keeps them as text, so compare them in text form."""
+    kinds: dict[str, set[type]] = {}
+    for row in expected:
+        for name, value in row.items():
+            if name.startswith("field_"):
+                kinds.setdefault(name, set()).add(type(value))
+    return {name for name, types in kinds.items() if str in types and types & {int, float}}
+
+
 def as_text(value: Any) -> str:
-    """A JSON scalar as a text column holds it once the column was widened to text."""
+    """A JSON scalar as a text column holds it once the column was widened to text (the
+    warehouse's rule: a number without a fraction reads as an integer, ``1115.0`` as
+    ``1115``, however it got there)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value)
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
     return str(value)
 
 

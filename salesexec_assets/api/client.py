@@ -12,9 +12,9 @@ Why it looks the way it does:
   report's size. Pages after the first may be fetched concurrently (bounded), which is
   what makes a high-latency API fast; they are still yielded in order.
 - Offset paging over live data can repeat a row (rows added meanwhile shift the offsets)
-  or miss one. Rows are de-duplicated by the report's key, and when fewer distinct rows
-  arrived than the API's final ``TotalCount`` the window is read again, yielding only
-  rows not seen yet.
+  or miss one. Rows are de-duplicated by the report's key, and when a pass over the
+  window read fewer distinct rows than the API's final ``TotalCount`` the window is read
+  again, yielding only rows not seen yet; each re-read is judged by what it read itself.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ class SalesExecClient:
             except _Retryable as failure:
                 if attempts >= self.retry.max_attempts:
                     raise RetriesExhaustedError(
-                        endpoint, failure.status, attempts, waited
+                        endpoint, failure.status, attempts, waited, self.base_url
                     ) from None
                 rate_limited = failure.retry_after is not None
                 delay = (
@@ -279,7 +279,7 @@ class SalesExecClient:
                 )
                 if waited + delay > self.retry.max_total_wait_seconds:
                     raise RetriesExhaustedError(
-                        endpoint, failure.status, attempts, waited
+                        endpoint, failure.status, attempts, waited, self.base_url
                     ) from None
                 self.log.warning(
                     "SalesExec %s: %s; retry %d of %d in %.1f s",
@@ -339,6 +339,7 @@ class SalesExecClient:
             raise _Retryable("HTTP 429 (rate limited)", retry_after)
         if status in contract.TRANSIENT_STATUSES:
             raise _Retryable(f"HTTP {status}")
+        self._refuse_html(response, endpoint)  # a web server's error page: not the API
         message = _api_message(response)
         if status == 401:
             if login:
@@ -346,13 +347,16 @@ class SalesExecClient:
             raise _TokenRejected(generation, message)
         raise SalesExecRequestError(_describe(endpoint, params), status, message)
 
-    def _json_body(self, response: requests.Response, endpoint: str) -> Any:
+    def _refuse_html(self, response: requests.Response, endpoint: str) -> None:
         content_type = response.headers.get("Content-Type", "")
         if "html" in content_type.lower():
             raise MalformedResponseError(
-                f"SalesExec {endpoint} at {self.base_url} answered HTML, not JSON: "
-                "is SALESEXEC_BASE_URL the SalesExec REST API?"
+                f"SalesExec {endpoint} at {self.base_url} answered HTML, not JSON "
+                f"(HTTP {response.status_code}): is SALESEXEC_BASE_URL the SalesExec REST API?"
             )
+
+    def _json_body(self, response: requests.Response, endpoint: str) -> Any:
+        self._refuse_html(response, endpoint)
         try:
             return response.json()
         except ValueError:
@@ -409,9 +413,13 @@ class SalesExecClient:
 
     def _iter_window(self, report: contract.Report, params: dict[str, Any]) -> Iterator[Page]:
         seen: set[tuple[Hashable, ...]] = set()
-        keyless = 0
         for reread in range(self.max_window_rereads + 1):
             total = 0
+            # A pass is complete by what IT read: rows seen by an earlier pass cannot stand
+            # in for a row this pass missed, or a row inserted during a re-read (which
+            # shifts the offsets of that re-read) could go unnoticed and be lost.
+            read: set[tuple[Hashable, ...]] = set()
+            keyless = 0
             # a re-read takes the largest pages: fewer calls, less time for the data to move
             page_size = self.page_size if reread == 0 else contract.TAKE_MAX
             for envelope in self._iter_envelopes(report.path, params, page_size):
@@ -420,10 +428,11 @@ class SalesExecClient:
                 for record in envelope[contract.ENVELOPE_RESULTS]:
                     key = record_key(report, record) if isinstance(record, dict) else None
                     if key is None:
+                        keyless += 1
                         if reread == 0:
-                            keyless += 1
                             page.append(record)
                         continue
+                    read.add(key)
                     if key in seen:
                         self.stats.add(duplicates_dropped=1)
                         continue
@@ -432,7 +441,7 @@ class SalesExecClient:
                 self.stats.add(rows=len(page))
                 if page:
                     yield page
-            if len(seen) + keyless >= total:
+            if len(read) + keyless >= total:
                 return
             self.stats.add(window_rereads=1)
             self.log.info(
@@ -440,7 +449,7 @@ class SalesExecClient:
                 "paging); reading the window again for the missing ones",
                 report.path,
                 _describe_params(params),
-                len(seen) + keyless,
+                len(read) + keyless,
                 total,
             )
         self.log.warning(
@@ -448,7 +457,7 @@ class SalesExecClient:
             "faster than it could be read",
             report.path,
             _describe_params(params),
-            total - len(seen) - keyless,
+            total - len(read) - keyless,
             self.max_window_rereads,
         )
 

@@ -38,12 +38,16 @@ class SalesExecRequestError(SalesExecError):
 class RetriesExhaustedError(SalesExecError):
     """A transient failure outlasted the retry budget (attempts or total wait)."""
 
-    def __init__(self, endpoint: str, last_status: str, attempts: int, waited: float) -> None:
+    def __init__(
+        self, endpoint: str, last_status: str, attempts: int, waited: float, base_url: str
+    ) -> None:
+        # the base URL too: "connection refused" is most often a wrong SALESEXEC_BASE_URL
         super().__init__(
-            f"SalesExec {endpoint} still failing after {attempts} attempts "
+            f"SalesExec {endpoint} at {base_url} still failing after {attempts} attempts "
             f"({waited:.1f} s waited); last status: {last_status}"
         )
         self.endpoint = endpoint
+        self.base_url = base_url
         self.last_status = last_status
         self.attempts = attempts
 

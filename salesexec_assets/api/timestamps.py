@@ -40,7 +40,7 @@ def parse_api_timestamp(value: str) -> datetime:
             parsed = datetime.fromisoformat(match[0])
         except ValueError as error:
             raise TimestampError(f"not a valid date, time or offset: {value!r}") from error
-        return to_naive_utc(parsed)
+        return _in_utc(parsed, value)
     try:
         parsed = datetime.fromisoformat(f"{match['date']}T{match['time']}")
     except ValueError as error:
@@ -54,8 +54,19 @@ def parse_api_timestamp(value: str) -> datetime:
         hours, minutes = int(digits[:2]), int(digits[2:])
         if hours > 23 or minutes > 59:
             raise TimestampError(f"not a valid UTC offset: {value!r}")
-        parsed -= sign * timedelta(hours=hours, minutes=minutes)
+        offset = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        return _in_utc(parsed.replace(tzinfo=offset), value)
     return parsed
+
+
+def _in_utc(parsed: datetime, value: str) -> datetime:
+    """``parsed`` as naive UTC; an offset that moves it past year 1 or 9999 (such as .NET's
+    ``DateTime.MinValue`` written with a positive offset) is a TimestampError too, so that
+    the record is quarantined rather than the run crashed."""
+    try:
+        return to_naive_utc(parsed)
+    except OverflowError:
+        raise TimestampError(f"an instant outside the representable range: {value!r}") from None
 
 
 def format_api_instant(instant: datetime) -> str:

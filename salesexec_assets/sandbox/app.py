@@ -215,7 +215,7 @@ class SandboxApp:
         self._data.spec(lead_type_uid)
         if self._faults.drift(skip):
             # A lead created during the read sorts first and shifts every later offset.
-            self._data.insert_lead(lead_type_uid, start)
+            self._data.insert_lead(lead_type_uid, start, during=report.name)
         rows = self._data.rows(report, lead_type_uid, start, end)
         return envelope(len(rows), skip, take, rows[skip : skip + take])
 

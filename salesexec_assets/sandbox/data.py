@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from salesexec_assets.api import contract
@@ -124,8 +124,11 @@ class SandboxData:
             raise UnknownLeadType(lead_type_uid) from None
 
     # --- records by day -----------------------------------------------------------------
-    def leads_of_day(self, lead_type_uid: int, day: date) -> tuple[Row, ...]:
-        """The leads of a lead type added on a UTC day."""
+    def leads_of_day(
+        self, lead_type_uid: int, day: date, as_of: int | None = None
+    ) -> tuple[Row, ...]:
+        """The leads of a lead type added on a UTC day (as of a data version: see
+        :attr:`version`; pure data has only version 0)."""
         return self._leads(lead_type_uid, day)
 
     def actions_of_day(self, lead_type_uid: int, day: date) -> tuple[Row, ...]:
@@ -143,39 +146,51 @@ class SandboxData:
 
     # --- reports ------------------------------------------------------------------------
     def rows(
-        self, report: Report, lead_type_uid: int, start: datetime, end: datetime
+        self,
+        report: Report,
+        lead_type_uid: int,
+        start: datetime,
+        end: datetime,
+        as_of: int | None = None,
     ) -> tuple[Row, ...]:
-        """A paged report's rows in [start, end) (naive UTC), in the API's order."""
+        """A paged report's rows in [start, end) (naive UTC), in the API's order, as the
+        data is now or as it was at version ``as_of``."""
         if not report.paged:
             raise ValueError(f"{report.name} is not a paged report: it has no window")
         self.spec(lead_type_uid)
-        return self._queries(report.name, lead_type_uid, start, end, self.version)
+        version = self.version if as_of is None else as_of
+        return self._queries(report.name, lead_type_uid, start, end, version)
 
     def truth(
-        self, report_name: str, lead_type_uid: int, start: datetime, end: datetime
+        self,
+        report_name: str,
+        lead_type_uid: int,
+        start: datetime,
+        end: datetime,
+        as_of: int | None = None,
     ) -> list[dict[str, Any]]:
         """The ground truth of a report for [start, end): canonical values, API order.
 
         Timestamps are naive UTC datetimes; ``Fields`` is a dict. An aware ``start`` or
-        ``end`` is converted to UTC.
+        ``end`` is converted to UTC. ``as_of``: the truth at that data version.
         """
         report = report_named(report_name)
         window = to_naive_utc(start), to_naive_utc(end)
-        return [_copy(row.truth) for row in self.rows(report, lead_type_uid, *window)]
+        return [_copy(row.truth) for row in self.rows(report, lead_type_uid, *window, as_of)]
 
     def _query(
-        self, report_name: str, lead_type_uid: int, start: datetime, end: datetime, _version: int
+        self, report_name: str, lead_type_uid: int, start: datetime, end: datetime, version: int
     ) -> tuple[Row, ...]:
         report = REPORTS_BY_NAME[report_name]
         if report.pull is Pull.DAILY_AGGREGATE:
-            return self._branch_lead_counts(lead_type_uid, start, end)
+            return self._branch_lead_counts(lead_type_uid, start, end, version)
         field, key = report.window_field, report.key[0]
         if field is None:
             raise ValueError(f"{report_name} is a records report without a window field")
         if report.record is ACTION_RECORD:
             records_of_day = self.actions_of_day
         else:
-            records_of_day = self.leads_of_day
+            records_of_day = partial(self.leads_of_day, as_of=version)
         # Only DateAddedUtc pins a lead to its day; the other instants of a lead (and its
         # actions) come up to LEAD_MAX_AGE after it was added.
         lookback = timedelta(0) if field == contract.DATE_ADDED else LEAD_MAX_AGE
@@ -189,12 +204,12 @@ class SandboxData:
         return tuple(found)
 
     def _branch_lead_counts(
-        self, lead_type_uid: int, start: datetime, end: datetime
+        self, lead_type_uid: int, start: datetime, end: datetime, version: int
     ) -> tuple[Row, ...]:
         """Per branch, the leads added in [start, end); branches without any are left out."""
         counts: dict[int, int] = {}
         for day in utc_days(start, end):
-            for lead in self.leads_of_day(lead_type_uid, day):
+            for lead in self.leads_of_day(lead_type_uid, day, as_of=version):
                 if start <= lead.truth[contract.DATE_ADDED] < end:
                     branch = lead.truth[contract.BRANCH_UID]
                     counts[branch] = counts.get(branch, 0) + 1

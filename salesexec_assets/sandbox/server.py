@@ -28,7 +28,7 @@ from salesexec_assets.sandbox.messages import (
     Response,
     error_response,
 )
-from salesexec_assets.sandbox.state import LiveData
+from salesexec_assets.sandbox.state import Insertion, LiveData
 from salesexec_assets.sandbox.tokens import TokenStore
 
 IDLE_CONNECTION_SECONDS = 30
@@ -133,7 +133,8 @@ class SandboxServer:
         self.verbose = verbose
         self.data = LiveData(self.config)
         self._faults = FaultInjector(self.config.faults)
-        self._app = SandboxApp(self.config, self.data, self._faults, TokenStore())
+        self._tokens = TokenStore()
+        self._app = SandboxApp(self.config, self.data, self._faults, self._tokens)
         self._address = (host, port)
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -205,10 +206,27 @@ class SandboxServer:
 
     # --- for tests and summaries ---------------------------------------------------------
     def truth(
-        self, report_name: str, lead_type_uid: int, start: datetime, end: datetime
+        self,
+        report_name: str,
+        lead_type_uid: int,
+        start: datetime,
+        end: datetime,
+        as_of: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Ground truth of a report, including the leads the drift fault inserted."""
-        return self.data.truth(report_name, lead_type_uid, start, end)
+        """Ground truth of a report, including the leads the drift fault inserted (up to
+        data version ``as_of``, when given: see :attr:`drift_insertions`)."""
+        return self.data.truth(report_name, lead_type_uid, start, end, as_of)
+
+    @property
+    def drift_insertions(self) -> tuple[Insertion, ...]:
+        """The leads the drift fault inserted, oldest first, each with its data version
+        and the report whose read caused it."""
+        return self.data.insertions
+
+    @property
+    def issued_tokens(self) -> tuple[str, ...]:
+        """Every auth token this server issued: secrets a client must never print."""
+        return self._tokens.issued()
 
     @property
     def fault_counts(self) -> dict[str, int]:

@@ -45,6 +45,11 @@ class TokenStore:
             self._tokens[token] = _Token(expires)
         return token, expires
 
+    def issued(self) -> tuple[str, ...]:
+        """Every token issued so far, live or not: tests search their output for them."""
+        with self._lock:
+            return tuple(self._tokens)
+
     def use(self, token: str | None, max_uses: int | None, now: datetime) -> TokenState:
         """Spend one use of ``token``; ``max_uses`` is the token-expiry fault's limit."""
         if not token:

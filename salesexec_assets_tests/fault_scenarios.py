@@ -1,0 +1,1225 @@
+"""The fault suite's scenarios: the real pipeline, faults on, every partition vs the truth.
+
+``test_faults.py`` runs them at a small scale in CI; ``scripts/fault_suite.py`` runs the
+same functions at any scale, so the figures of both come from one code path. Nothing of
+the product is mocked: the sandbox is a real HTTP server on loopback, the runs go through
+``dagster asset materialize`` (a subprocess) or Dagster's Python API, and the tables are
+real DuckDB files, read back and compared with the sandbox's ground truth row for row and
+value for value.
+
+Each scenario adds what it did to ``lab.figures`` as it goes, then checks its promise
+with ``assert``: a broken promise raises AssertionError after its figures were counted
+(``faults_survived`` lags ``faults_injected`` by the faults of a scenario that failed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import duckdb
+import pytest
+import requests
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    EventLogEntry,
+    ExecuteInProcessResult,
+    serialize_value,
+)
+
+from salesexec_assets.api import contract
+from salesexec_assets.api.contract import Report
+from salesexec_assets.api.timestamps import parse_api_timestamp
+from salesexec_assets.checks import NO_QUARANTINED_RECORDS
+from salesexec_assets.partitions import local_midnight_utc, today_in
+from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns, table_spec
+from salesexec_assets.sandbox import Faults, SandboxConfig, SandboxData, SandboxServer, run_sandbox
+from salesexec_assets.settings import LEAD_TYPE_UIDS_VAR, START_DATE_VAR, TIMEZONE_VAR
+from salesexec_assets.warehouse import DuckDBWarehouse, RowStage
+from salesexec_assets_tests.conftest import SANDBOX_PASSWORD, execute_assets, point_environment
+from salesexec_assets_tests.figures import Figures
+from salesexec_assets_tests.test_asset_cli import (
+    CLI_TIMEOUT_SECONDS,
+    IN_PROCESS,
+    LOCKED_MESSAGE,
+    cli_environment,
+    create_dagster_home,
+    materialize_command,
+)
+from salesexec_assets_tests.test_assets import (
+    ALL_ACTIONS,
+    ALL_LEADS,
+    AWAITING_IMPORT,
+    DAY_REPORTS,
+    definitions,
+    failure_text,
+    keys,
+    lead_type_uids,
+    metadata_of,
+)
+from salesexec_assets_tests.truth import (
+    assert_rows_match,
+    expected_day,
+    retyped_columns,
+    sorted_rows,
+    stored_rows,
+)
+
+FIRST_DAY = date(2025, 10, 27)  # ranges from here cross Chicago's 25-hour day (Nov 2)
+CHICAGO = "America/Chicago"
+# A wrong password is a secret too: the bad-credentials case scans for it as well.
+WRONG_PASSWORD = "pw-Wr0ng-leak-canary-5e2a"
+# Every fault at once. Shares are high enough that each kind fires many times even at
+# CI's volume; a 429 costs a real Retry-After wait (1 s), so it stays the rarest.
+ALL_FAULTS: dict[str, Any] = {
+    "p429": 0.04,
+    "retry_after_seconds": 1,
+    "p5xx": 0.05,
+    "token_uses": 5,
+    "latency_ms": 2,
+    "ptruncate": 0.05,
+    "pdrift": 0.08,
+}
+SMALL_PAGES = 10
+FAST_RETRIES = {"backoff_initial_seconds": 0.05}  # Retry-After is still honoured as sent
+GIVE_UP_FAST = {"max_attempts": 3, "backoff_initial_seconds": 0.01}
+KILL_LATENCY_MS = 15  # a pull lasts long enough for a kill to land in it
+PULL_KILL_WINDOW_SECONDS = 3.0
+WRITE_KILL_WINDOW_SECONDS = 0.02
+HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_RUN_ID = re.compile(r" - ([0-9a-f-]{36}) - \d+ - RUN_START - ")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big the scenarios are: the defaults are CI's; the script takes any."""
+
+    leads_per_day: int = 4  # per lead type and day
+    partitions: int = 14
+    kills: int = 2
+    writers: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # two leads a day give each day its midnight and last-microsecond leads, and the
+        # bad-records scenario one lead of each kind to corrupt; two days make a range
+        if self.leads_per_day < 2 or self.partitions < 2 or self.writers < 1 or self.kills < 0:
+            raise ValueError(f"a scale needs 2+ leads a day, 2+ partitions, 1+ writer: {self}")
+
+    @property
+    def page_size(self) -> int:
+        """Pages small enough that every window has several, so offset drift can shift
+        them: 10 at CI's volume, more at larger ones."""
+        return min(contract.TAKE_MAX, max(SMALL_PAGES, self.leads_per_day // 4))
+
+
+# --- the secret scan ------------------------------------------------------------------------
+
+
+class SecretScan:
+    """Everything a scenario captured, searched for the password and the issued tokens.
+
+    Tokens are known only once the sandboxes are done issuing them, so the scan runs last.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = tuple(secrets)
+        self._servers: list[SandboxServer] = []
+        self._texts: list[tuple[str, str]] = []
+
+    def watch(self, server: SandboxServer) -> None:
+        self._servers.append(server)
+
+    def add(self, label: str, text: str) -> None:
+        if text:
+            self._texts.append((label, text))
+
+    def add_instance(self, instance: DagsterInstance, label: str) -> None:
+        """Every run of the instance: its config and tags, and its whole event log (logs,
+        metadata, check results, errors)."""
+        for run in instance.get_runs():
+            events = instance.all_logs(run.run_id)
+            self.add(f"{label} run {run.run_id}", serialize_value(run))
+            self.add(
+                f"{label} events of {run.run_id}",
+                "\n".join(serialize_value(event) for event in events),
+            )
+
+    def add_warehouse(self, path: Path) -> None:
+        """Every value of every table of a DuckDB file, as text."""
+        if not path.exists():
+            return
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+            for schema, table in tables:
+                rows = con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
+                self.add(f"{path.name} {schema}.{table}", repr(rows))
+        finally:
+            con.close()
+
+    @property
+    def texts(self) -> int:
+        return len(self._texts)
+
+    def leaks(self) -> list[str]:
+        """Where a secret was found: 'password in <label>' or 'token in <label>'."""
+        tokens = {token for server in self._servers for token in server.issued_tokens}
+        found = []
+        for label, text in self._texts:
+            if any(secret in text for secret in self._secrets):
+                found.append(f"password in {label}")
+            if tokens & set(_UUID.findall(text)):
+                found.append(f"token in {label}")
+        return found
+
+
+# --- HTTP in front of the sandbox ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One forwarded request and the answer it got, which a rewrite may replace."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+Rewrite = Callable[[Exchange], Exchange | None]  # None: pass the answer on unchanged
+BeforeForward = Callable[[str, Mapping[str, list[str]]], None]  # (path, query) of a request
+_FORWARDED_REQUEST_HEADERS = (contract.AUTH_HEADER, "Content-Type", "Accept")
+_FORWARDED_ANSWER_HEADERS = (contract.RETRY_AFTER_HEADER,)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        if self.server.before is not None:
+            self.server.before(url.path, parse_qs(url.query))
+        upstream = requests.request(
+            self.command,
+            self.server.upstream + self.path,
+            data=body,
+            headers={n: v for n in _FORWARDED_REQUEST_HEADERS if (v := self.headers.get(n))},
+            timeout=60,
+        )
+        exchange = Exchange(
+            method=self.command,
+            path=url.path,
+            query=parse_qs(url.query),
+            status=upstream.status_code,
+            body=upstream.content,
+            content_type=upstream.headers.get("Content-Type", ""),
+            headers=tuple(
+                (n, v) for n in _FORWARDED_ANSWER_HEADERS if (v := upstream.headers.get(n))
+            ),
+        )
+        answer = self.server.rewrite(exchange)
+        if answer is not None:
+            self.server.count_rewrite()
+            exchange = answer
+        self.send_response(exchange.status)
+        self.send_header("Content-Type", exchange.content_type)
+        self.send_header("Content-Length", str(len(exchange.body)))
+        for name, value in exchange.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(exchange.body)
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, upstream: str, rewrite: Rewrite, before: BeforeForward | None) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream = upstream
+        self.rewrite = rewrite
+        self.before = before
+        self.rewrites = 0
+        self._lock = threading.Lock()
+
+    def count_rewrite(self) -> None:
+        with self._lock:
+            self.rewrites += 1
+
+
+class RewritingProxy:
+    """A loopback HTTP server in front of a sandbox: it forwards every request and lets
+    ``rewrite`` change the answer. The client and the sandbox both speak real HTTP; only
+    the chosen answers change (a corrupted record, a failing window, an HTML page).
+    ``before`` runs ahead of forwarding a request: to hold it back, or to change the
+    sandbox's data at an exact moment."""
+
+    def __init__(
+        self, upstream: SandboxServer, rewrite: Rewrite, before: BeforeForward | None = None
+    ) -> None:
+        self._server = _ProxyServer(upstream.base_url, rewrite, before)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RewritingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def rewrites(self) -> int:
+        """How many answers were changed: the faults this proxy injected."""
+        return self._server.rewrites
+
+
+@dataclass(frozen=True)
+class Address:
+    """A base URL with nothing behind it that speaks the API."""
+
+    base_url: str
+
+
+def refusing_address() -> Address:
+    """A loopback port that was free a moment ago: connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return Address(f"http://127.0.0.1:{port}")
+
+
+def html_pages(status: int) -> Rewrite:
+    """Every answer becomes a web server's HTML page, as at a wrong base URL."""
+
+    def rewrite(exchange: Exchange) -> Exchange:
+        return replace(
+            exchange, status=status, body=HTML_PAGE, content_type="text/html", headers=()
+        )
+
+    return rewrite
+
+
+def failing_windows_from(report: Report, first_failing: date) -> Rewrite:
+    """The report's calls for windows starting on or after a day answer 503, always."""
+    failing_from = local_midnight_utc(first_failing, "UTC")
+
+    def rewrite(exchange: Exchange) -> Exchange | None:
+        start = exchange.param(contract.PARAM_START)
+        if exchange.path.lower() != report.path.lower() or start is None:
+            return None
+        if parse_api_timestamp(start) < failing_from:
+            return None
+        body = json.dumps({contract.ERROR_MESSAGE: "The service is unavailable."}).encode()
+        return replace(exchange, status=503, body=body, content_type="application/json")
+
+    return rewrite
+
+
+Corruption = Callable[[dict[str, Any]], None]
+
+
+def corrupting_records(report: Report, corruptions: Mapping[Any, Corruption]) -> Rewrite:
+    """Records of the report whose id is a key of ``corruptions`` are changed by it."""
+    id_field = report.key[0]
+
+    def rewrite(exchange: Exchange) -> Exchange | None:
+        if exchange.path.lower() != report.path.lower() or exchange.status != 200:
+            return None
+        envelope = json.loads(exchange.body)
+        targets = [
+            record
+            for record in envelope[contract.ENVELOPE_RESULTS]
+            if record.get(id_field) in corruptions
+        ]
+        for record in targets:
+            corruptions[record[id_field]](record)
+        return replace(exchange, body=json.dumps(envelope).encode()) if targets else None
+
+    return rewrite
+
+
+# --- the CLI as a process to watch (and kill) ---------------------------------------------
+
+
+class CliProcess:
+    """A running ``dagster asset materialize``; its output is read line by line as it comes,
+    so a scenario can act (kill -9) at a chosen moment."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.popen = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def wait_for(self, pattern: str, count: int = 1, timeout: float = CLI_TIMEOUT_SECONDS) -> bool:
+        """Until ``count`` lines match ``pattern`` (a regex); False if the output ended first."""
+        regex = re.compile(pattern)
+
+        def enough() -> bool:
+            return sum(1 for line in self.lines if regex.search(line)) >= count
+
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: enough() or not self._reader.is_alive(), timeout=timeout
+            ) and enough()
+
+    def kill(self) -> None:
+        """SIGKILL, to this process only: no handler, no cleanup, as a crash or an OOM kill."""
+        os.kill(self.popen.pid, signal.SIGKILL)
+        self.wait()
+
+    def wait(self, timeout: float = CLI_TIMEOUT_SECONDS) -> int:
+        try:
+            code = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            raise
+        self._reader.join(timeout=10)
+        return code
+
+
+# --- the lab --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Materialize:
+    """One run to launch: ``reports`` over ``days`` (one day, or a range in one run), read
+    from ``source`` (a sandbox, a proxy, any ``base_url``), written to ``path``."""
+
+    source: Any
+    path: Path
+    reports: Sequence[Report]
+    days: Sequence[date]
+    config: dict[str, Any] | None = None  # run config (the CLI adds in-process execution)
+    env: dict[str, str] | None = None  # more SALESEXEC_* variables, or other values
+
+
+@dataclass
+class Outcome:
+    """One run, whichever way it was launched."""
+
+    success: bool
+    text: str  # the CLI's output, or the failure text of a Python API run
+    run_id: str
+    result: ExecuteInProcessResult | None = None  # Python API runs only
+
+
+def selection(reports: Iterable[Report]) -> str:
+    return " or ".join(f"key:salesexec/{report.name}" for report in reports)
+
+
+def partition_arguments(days: Sequence[date]) -> dict[str, Any]:
+    """``execute_assets`` keywords for one day or a range (a single run)."""
+    if len(days) == 1:
+        return {"partition": str(days[0])}
+    return {"partition_range": (str(days[0]), str(days[-1]))}
+
+
+def resources_config(
+    path: Path | None = None, *, chunk_days: int | None = None, **client: Any
+) -> dict[str, Any]:
+    """Run config for the resources. The warehouse's must name its path again: run config
+    replaces a resource's configuration whole."""
+    resources: dict[str, Any] = {}
+    if client:
+        resources["salesexec"] = {"config": client}
+    if path is not None:
+        warehouse = {"path": str(path), **({"chunk_days": chunk_days} if chunk_days else {})}
+        resources["warehouse"] = {"config": warehouse}
+    return {"resources": resources} if resources else {}
+
+
+class Lab:
+    """What every scenario needs: sandboxes, files, both ways to run, figures, secret scan.
+
+    ``finish()`` stops everything, scans all that was captured and counts it.
+    """
+
+    def __init__(self, root: Path, scale: Scale, figures: Figures) -> None:
+        self.root = root
+        self.scale = scale
+        self.figures = figures
+        self.rng = random.Random(scale.seed)
+        self.secrets = SecretScan([SANDBOX_PASSWORD, WRONG_PASSWORD])
+        self.notes: list[str] = []
+        self.instance: DagsterInstance
+        self._stack = ExitStack()
+        self._files: list[Path] = []
+        self._home: Path | None = None
+        self._processes: list[CliProcess] = []
+        self._seed_file: Path | None = None
+
+    def __enter__(self) -> Lab:
+        self.instance = self._stack.enter_context(DagsterInstance.ephemeral())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self._close()
+
+    # --- things to run against ----------------------------------------------------------
+    def sandbox(self, **overrides: Any) -> SandboxServer:
+        """A started sandbox with the distinctive password and the scale's volume."""
+        overrides.setdefault("password", SANDBOX_PASSWORD)
+        overrides.setdefault("leads_per_day", self.scale.leads_per_day)
+        overrides.setdefault("seed", self.scale.seed)
+        server = self._stack.enter_context(run_sandbox(**overrides))
+        self.secrets.watch(server)
+        return server
+
+    def proxy(self, upstream: SandboxServer, rewrite: Rewrite) -> RewritingProxy:
+        return self._stack.enter_context(RewritingProxy(upstream, rewrite))
+
+    def file(self, name: str) -> Path:
+        """A warehouse file of this lab (scanned for secrets at the end)."""
+        path = self.root / f"{name}.duckdb"
+        self._files.append(path)
+        return path
+
+    def seeded_file(self, name: str) -> Path:
+        """A warehouse file that already holds All Leads for ``days(2)`` (a copy of one
+        load): the data a failed run must leave as it was."""
+        if self._seed_file is None:
+            self._seed_file = self.file("seed")
+            seeded = self.run(
+                Materialize(self.sandbox(), self._seed_file, [ALL_LEADS], self.days(2))
+            )
+            assert seeded.success, seeded.text
+        path = self.file(name)
+        shutil.copy(self._seed_file, path)
+        return path
+
+    def days(self, count: int, first: date = FIRST_DAY) -> list[date]:
+        return [first + timedelta(days=n) for n in range(count)]
+
+    @property
+    def dagster_home(self) -> Path:
+        """The CLI's DAGSTER_HOME (one for every CLI run of the lab)."""
+        if self._home is None:
+            self._home = create_dagster_home(self.root / "dagster_home")
+        return self._home
+
+    # --- running -------------------------------------------------------------------------
+    def run(self, job: Materialize, via: str = "python") -> Outcome:
+        """A run through Dagster's Python API (on the lab's instance, the environment
+        pointed at the source) or, ``via="cli"``, through ``dagster asset materialize``."""
+        if via == "cli":
+            process = self.start_cli(job)
+            code = process.wait()
+            match = _RUN_ID.search(process.output)
+            return Outcome(code == 0, process.output, match[1] if match else "")
+        with pytest.MonkeyPatch.context() as patch:
+            point_environment(patch, job.source, job.path)
+            for name, value in (job.env or {}).items():
+                patch.setenv(name, value)
+            result = execute_assets(
+                self.instance,
+                definitions(),
+                keys(*job.reports),
+                run_config=job.config,
+                **partition_arguments(job.days),
+            )
+        text = "" if result.success else failure_text(result)
+        self.secrets.add(f"failure of run {result.run_id}", text)
+        return Outcome(result.success, text, result.run_id, result)
+
+    def start_cli(self, job: Materialize) -> CliProcess:
+        """``dagster asset materialize`` as a subprocess (steps in its own process)."""
+        days = job.days
+        partition = (
+            ["--partition", str(days[0])]
+            if len(days) == 1
+            else ["--partition-range", f"{days[0]}...{days[-1]}"]
+        )
+        command = materialize_command(
+            "--select",
+            selection(job.reports),
+            *partition,
+            "--config-json",
+            json.dumps({**IN_PROCESS, **(job.config or {})}),
+        )
+        environment = {
+            **cli_environment(job.source, job.path, self.dagster_home),
+            **(job.env or {}),
+        }
+        process = CliProcess(command, environment, self.root)
+        self._processes.append(process)
+        return process
+
+    def cli_instance(self) -> DagsterInstance:
+        return DagsterInstance.from_config(str(self.dagster_home))
+
+    def events(self, outcome: Outcome, of_type: DagsterEventType) -> list[EventLogEntry]:
+        """Events of a run, from the instance that recorded it."""
+        assert outcome.run_id, "the run has no id (did the CLI start it?)"
+        if outcome.result is not None:
+            return list(self.instance.all_logs(outcome.run_id, of_type=of_type))
+        with self.cli_instance() as instance:
+            return list(instance.all_logs(outcome.run_id, of_type=of_type))
+
+    # --- the end ---------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Stop everything, then scan every captured text, event log and table."""
+        try:
+            for process in self._processes:
+                self.secrets.add(f"cli output {process.popen.args!r}", process.output)
+            self.secrets.add_instance(self.instance, "python")
+            if self._home is not None:
+                with self.cli_instance() as instance:
+                    self.secrets.add_instance(instance, "cli")
+            for path in self._files:
+                self.secrets.add_warehouse(path)
+        finally:
+            self._close()
+        leaks = self.secrets.leaks()
+        self.figures.texts_scanned += self.secrets.texts
+        self.figures.secrets_leaked += len(leaks)
+        assert not leaks, f"secrets leaked: {leaks}"
+
+    def _close(self) -> None:
+        for process in self._processes:
+            if process.popen.poll() is None:
+                process.kill()
+        self._stack.close()
+
+    # --- figures ---------------------------------------------------------------------------
+    def injected(self, count: int) -> int:
+        self.figures.faults_injected += count
+        return count
+
+    def survived(self, count: int) -> None:
+        self.figures.faults_survived += count
+
+    def tally(
+        self,
+        report: Report,
+        expected: Sequence[dict[str, Any]],
+        actual: Sequence[dict[str, Any]],
+        partitions: int,
+    ) -> None:
+        """Count a comparison: partitions, rows, rows lost, duplicate rows."""
+        key = key_columns(report)
+
+        def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+            return (row["partition_date"], *(row.get(name) for name in key))
+
+        stored = Counter(row_key(row) for row in actual)
+        self.figures.partitions_compared += partitions
+        self.figures.rows_compared += len(expected)
+        self.figures.rows_lost += len({row_key(row) for row in expected} - stored.keys())
+        self.figures.duplicates_found += sum(count - 1 for count in stored.values())
+
+
+# --- comparisons ---------------------------------------------------------------------------
+
+
+def compare_with_truth(
+    lab: Lab,
+    path: Path,
+    server: SandboxServer,
+    reports: Iterable[Report],
+    days: Sequence[date],
+    *,
+    zone: str = "UTC",
+    as_of: Mapping[str, int] | None = None,
+) -> None:
+    """The stored ``days`` of every report equal the sandbox's truth, row for row and value
+    for value (``as_of``: per report, the data version it was read at)."""
+    lead_types = lead_type_uids(server)
+    wanted = set(days)
+    for report in reports:
+        version = as_of.get(report.name) if as_of else None
+        expected = [
+            row
+            for day in days
+            for row in expected_day(server, report, lead_types, day, zone, version)
+        ]
+        actual = [row for row in stored_rows(path, report.name) if row["partition_date"] in wanted]
+        lab.tally(report, expected, actual, len(days))
+        assert expected, f"{report.name}: the sandbox has no rows; the comparison proves nothing"
+        try:
+            assert_rows_match(
+                actual, expected, key_columns(report), text_columns=retyped_columns(expected)
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{report.name}: {error}") from None
+
+
+def compare_awaiting_import(lab: Lab, path: Path, server: SandboxServer, day: date) -> None:
+    """One snapshot per lead type, each with the sandbox's count for its AsOfUtc."""
+    stored = stored_rows(path, AWAITING_IMPORT.name)
+    as_of = {row["lead_type_uid"]: row["as_of_utc"] for row in stored}
+    expected = [
+        {
+            "lead_type_uid": uid,
+            "count": server.data.awaiting_import_count(uid, now=as_of.get(uid))["Count"],
+            "as_of_utc": as_of.get(uid),
+            "partition_date": day,
+        }
+        for uid in lead_type_uids(server)
+    ]
+    lab.tally(AWAITING_IMPORT, expected, stored, 1)
+    assert_rows_match(stored, expected, key_columns(AWAITING_IMPORT))
+
+
+def materialization_order(lab: Lab, outcome: Outcome) -> list[str]:
+    """The reports of a run in the order they were materialized (read, then written)."""
+    order: list[str] = []
+    for entry in lab.events(outcome, DagsterEventType.ASSET_MATERIALIZATION):
+        event = entry.dagster_event
+        name = event.asset_key.path[-1] if event and event.asset_key else None
+        if name and name not in order:
+            order.append(name)
+    return order
+
+
+def versions_as_read(server: SandboxServer, order: Sequence[str]) -> dict[str, int]:
+    """Per report, the data version it was read at, for a run whose steps ran one after the
+    other in ``order``: it saw the leads that offset drift inserted during its own read and
+    the reads before it, and rightly not those inserted during later reads."""
+    position = {name: index for index, name in enumerate(order)}
+    insertions = server.drift_insertions
+    unknown = {insertion.report_name for insertion in insertions} - set(position)
+    assert not unknown, f"leads were inserted during reads of {unknown}, not in this run"
+    return {
+        name: max(
+            (i.version for i in insertions if position[i.report_name] <= position[name]),
+            default=0,
+        )
+        for name in order
+    }
+
+
+def partitions_of(path: Path, report: Report) -> dict[date, list[dict[str, Any]]]:
+    """Each stored partition's rows, load stamps included, in a stable order."""
+    days: dict[date, list[dict[str, Any]]] = {}
+    for row in stored_rows(path, report.name, with_metadata=True):
+        days.setdefault(row["partition_date"], []).append(row)
+    return {day: sorted_rows(rows) for day, rows in days.items()}
+
+
+def assert_crash_left_whole_partitions(
+    lab: Lab,
+    path: Path,
+    server: SandboxServer,
+    report: Report,
+    before: Mapping[date, list[dict[str, Any]]],
+) -> str:
+    """After a kill, read from the file as the crash left it: every partition stored
+    before is still there; each holds the rows of ONE run, and is either exactly what it
+    was (load stamps included) or the killed run's whole rewrite; all equal the truth.
+    Returns a note."""
+    after = partitions_of(path, report)
+    runs = {day: {row["_run_id"] for row in rows} for day, rows in after.items()}
+    mixed = {day: found for day, found in runs.items() if len(found) > 1}
+    assert not mixed, f"{report.name}: partitions mixing rows of several runs: {mixed}"
+    vanished = sorted(set(before) - set(after))
+    assert not vanished, f"{report.name}: the crash lost stored partitions {vanished}"
+    kept = [day for day in before if runs[day] == {row["_run_id"] for row in before[day]}]
+    changed = [day for day in kept if after[day] != before[day]]
+    assert not changed, f"{report.name}: partitions changed without being rewritten: {changed}"
+    compare_with_truth(lab, path, server, [report], sorted(after))
+    rewritten = len(after) - len(kept)
+    return f"{report.name}: {len(kept)} partitions as they were, {rewritten} written whole"
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def whole_tables(path: Path, reports: Iterable[Report]) -> dict[str, list[dict[str, Any]]]:
+    """Every row with its load stamps, report by report, in a stable order."""
+    return {
+        report.name: sorted_rows(stored_rows(path, report.name, with_metadata=True))
+        for report in reports
+    }
+
+
+def values_only(tables: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The same tables without the load stamps (what a rewrite of equal data keeps)."""
+    stamps = ("_loaded_at", "_run_id")
+    return {
+        name: sorted_rows({k: v for k, v in row.items() if k not in stamps} for row in rows)
+        for name, rows in tables.items()
+    }
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def all_faults_at_once(lab: Lab, via: str) -> None:
+    """Every fault at once (429 with Retry-After in both forms, 5xx, tokens dying every few
+    calls, cut bodies, latency, offset drift while paging, schema drift mid-range) on all
+    six reports over the scale's partitions, in Chicago time across a daylight-saving
+    change: each stored partition equals the truth, and every check passes."""
+    days = lab.days(lab.scale.partitions)
+    server = lab.sandbox(**ALL_FAULTS, schema_drift_from=days[len(days) // 2])
+    path = lab.file(f"all-faults-{via}")
+    env = {TIMEZONE_VAR: CHICAGO}
+    config = resources_config(page_size=lab.scale.page_size, **FAST_RETRIES)
+    job = Materialize(server, path, DAY_REPORTS, days, config, env)
+    outcome = lab.run(job, via)
+    today = today_in(CHICAGO)
+    now = (
+        lab.run(replace(job, reports=[AWAITING_IMPORT], days=[today]), via)
+        if outcome.success
+        else outcome
+    )
+    injected = lab.injected(sum(server.fault_counts.values()) + 1)  # + the schema drift
+    assert outcome.success, outcome.text[-5000:]
+    assert now.success, now.text[-5000:]
+    fired = {name for name, count in server.fault_counts.items() if count}
+    assert fired == set(server.fault_counts), f"faults that never fired: {server.fault_counts}"
+    as_read = versions_as_read(server, materialization_order(lab, outcome))
+    compare_with_truth(lab, path, server, DAY_REPORTS, days, zone=CHICAGO, as_of=as_read)
+    compare_awaiting_import(lab, path, server, today)
+    for run in (outcome, now):
+        failed = [
+            (entry.dagster_event.asset_key, entry.dagster_event.event_specific_data)
+            for entry in lab.events(run, DagsterEventType.ASSET_CHECK_EVALUATION)
+            if entry.dagster_event and not entry.dagster_event.event_specific_data.passed
+        ]
+        assert not failed, f"checks failed: {failed}"
+    lab.notes.append(f"all faults via {via}: {server.fault_counts}")
+    lab.survived(injected)
+
+
+def _strike(
+    lab: Lab, process: CliProcess, target: str, report: Report, chunks: int, last_lead_type: str
+) -> str:
+    """kill -9 the run: at a random moment of the pull, or right after a chunk's last
+    lead type was pulled (its write follows at once). Returns where it landed."""
+    if target == "pull":
+        assert process.wait_for(rf"{report.name}: pulling"), process.output[-3000:]
+        time.sleep(lab.rng.uniform(0, PULL_KILL_WINDOW_SECONDS))
+    else:
+        chunk = lab.rng.randrange(chunks)
+        pulled = rf"{report.name}: lead type {re.escape(last_lead_type)} .* rows in \d+ pages"
+        assert process.wait_for(pulled, count=chunk + 1), process.output[-3000:]
+        time.sleep(lab.rng.uniform(0, WRITE_KILL_WINDOW_SECONDS))
+    process.kill()
+    return f"kill aimed at a {target} landed {_moment_of_death(process.output, last_lead_type)}"
+
+
+def _moment_of_death(output: str, last_lead_type: str) -> str:
+    """Where the run was when killed, from the last pull or write its log shows."""
+    steps = re.findall(
+        r"(\w+): (?:lead type (\d+ \(.*?\)).*: \d+ rows in \d+ pages|wrote (\S+?)\.\.)", output
+    )
+    committed = sum(1 for _, _, written in steps if written)
+    if not steps:
+        return "before its first pull"
+    report, lead_type, written = steps[-1]
+    if written:
+        return f"after the commit of {report} {written} ({committed} chunks committed)"
+    if lead_type == last_lead_type:
+        return f"writing a chunk of {report}: pulled, not committed ({committed} before it)"
+    return f"in a pull of {report} ({committed} chunks committed)"
+
+
+def last_lead_type(server: SandboxServer) -> str:
+    """How the pull logs name the last lead type it reads in a chunk: ``3 (Solar)``."""
+    uid, name = max(
+        (lead_type[contract.LEAD_TYPE_UID], lead_type[contract.LEAD_TYPE_NAME])
+        for lead_type in server.data.lead_types()
+    )
+    return f"{uid} ({name})"
+
+
+def kill_and_rerun(lab: Lab) -> None:
+    """kill -9 ``dagster asset materialize`` at random moments (during pulls, right at
+    writes), and once between a COMMIT and DuckDB's checkpoint. Between the kill and the
+    re-run, the file (its WAL replayed by a read-only open) holds whole partitions only
+    and lost none; the re-run restores the truth and checks the WAL in."""
+    reports = (ALL_ACTIONS, ALL_LEADS)  # run in this order
+    days = lab.days(lab.scale.partitions)
+    server = lab.sandbox(latency_ms=KILL_LATENCY_MS)
+    path = lab.file("killed")
+    per_day = resources_config(path, chunk_days=1)  # a transaction per day: many to hit
+    job = Materialize(server, path, reports, days, per_day)
+    baseline = lab.run(replace(job, days=days[: len(days) // 2]))
+    assert baseline.success, baseline.text
+    for number in range(lab.scale.kills):
+        target = "write" if number % 2 else "pull"
+        before = {report.name: partitions_of(path, report) for report in reports}
+        process = lab.start_cli(job)
+        struck = reports[lab.rng.randrange(len(reports))]
+        landed = _strike(lab, process, target, struck, len(days), last_lead_type(server))
+        lab.injected(1)
+        wal = wal_of(path).exists()
+        notes = [
+            assert_crash_left_whole_partitions(lab, path, server, report, before[report.name])
+            for report in reports
+        ]
+        rerun = lab.run(job)
+        assert rerun.success, rerun.text
+        compare_with_truth(lab, path, server, reports, days)
+        lab.notes.append(f"{landed}; WAL left: {wal}; " + "; ".join(notes))
+        lab.survived(1)
+    kill_between_commit_and_checkpoint(lab, server, path, days[0])
+    rerun = lab.run(job)
+    assert rerun.success, rerun.text
+    assert not wal_of(path).exists(), "the re-run's write did not check the WAL in"
+    compare_with_truth(lab, path, server, reports, days)
+
+
+def wal_of(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def kill_between_commit_and_checkpoint(
+    lab: Lab, server: SandboxServer, path: Path, day: date
+) -> None:
+    """A kill after a COMMIT but before DuckDB's checkpoint leaves the commit in the WAL
+    only. Made certain in a child process (:func:`commit_then_die`); the file, opened
+    read-only, must show the commit, replayed from the WAL."""
+    lab.injected(1)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from salesexec_assets_tests.fault_scenarios import commit_then_die; "
+            f"commit_then_die({str(path)!r}, {str(day)!r}, {lab.scale.leads_per_day}, "
+            f"{lab.scale.seed})",
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+    lab.secrets.add("commit_then_die output", child.stdout + child.stderr)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    assert wal_of(path).exists(), "the killed writer left no WAL"
+    runs = {
+        row["_run_id"]
+        for row in stored_rows(path, ALL_LEADS.name, with_metadata=True)
+        if row["partition_date"] == day
+    }
+    assert runs == {WAL_RUN_ID}, f"the commit in the WAL was not read back: {runs}"
+    compare_with_truth(lab, path, server, [ALL_LEADS], [day])
+    lab.notes.append("a kill between COMMIT and checkpoint left a WAL; it was read back")
+    lab.survived(1)
+
+
+WAL_RUN_ID = "killed-between-commit-and-checkpoint"
+
+
+def commit_then_die(path: str, day: str, leads_per_day: int, seed: int) -> None:
+    """In a child process: write one day of All Leads through the warehouse with DuckDB's
+    checkpoint on close turned off, then SIGKILL this process."""
+    data = SandboxData(SandboxConfig(seed=seed, leads_per_day=leads_per_day))
+    uids = [lead_type[contract.LEAD_TYPE_UID] for lead_type in data.lead_types()]
+    partition = date.fromisoformat(day)
+
+    def keep_in_wal(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
+
+    with RowStage(table_spec(ALL_LEADS)) as stage:
+        stage.add(expected_day(data, ALL_LEADS, uids, partition))
+        DuckDBWarehouse(path).write(
+            stage,
+            replace_partitions=[partition],
+            run_id=WAL_RUN_ID,
+            loaded_at=datetime.now(timezone.utc),
+            before_insert=keep_in_wal,
+        )
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def parallel_writers(lab: Lab) -> None:
+    """Several CLI processes write different partitions of the same five reports into
+    one DuckDB file at once (all made to collide on its lock): all succeed, and the file
+    holds the truth of every partition, once."""
+    writers = lab.scale.writers
+    per_writer = max(1, lab.scale.partitions // writers)
+    days = lab.days(per_writer * writers)
+    server = lab.sandbox(latency_ms=5, p5xx=0.02)
+    path = lab.file("parallel")
+    config = resources_config(**FAST_RETRIES)
+    # Hold the file's write lock while the writers start: each must wait for it, and then
+    # for the others. The collision is certain, not left to timing.
+    holder = duckdb.connect(str(path))
+    try:
+        processes = [
+            lab.start_cli(Materialize(server, path, DAY_REPORTS, group, config))
+            for group in (days[n * per_writer : (n + 1) * per_writer] for n in range(writers))
+        ]
+        for process in processes:
+            process.wait_for(LOCKED_MESSAGE)
+    finally:
+        holder.close()
+    codes = [process.wait() for process in processes]
+    lock_waits = sum(process.output.count(LOCKED_MESSAGE) for process in processes)
+    injected = lab.injected(lock_waits + sum(server.fault_counts.values()))
+    for code, process in zip(codes, processes, strict=True):
+        assert code == 0, process.output[-5000:]
+        assert LOCKED_MESSAGE in process.output
+    compare_with_truth(lab, path, server, DAY_REPORTS, days)
+    lab.notes.append(f"{writers} parallel writers waited for the lock {lock_waits} times")
+    lab.survived(injected)
+
+
+EXHAUSTED_ENDPOINTS = {
+    "5xx": (f"POST {contract.AUTHENTICATE_PATH}", r"HTTP 50[0234]"),
+    "429": (f"POST {contract.AUTHENTICATE_PATH}", r"HTTP 429 \(rate limited\)"),
+    "503 from the second day": (f"GET {ALL_LEADS.path}", r"HTTP 503"),
+}
+
+
+def retries_exhausted(lab: Lab, kind: str) -> None:
+    """A source that keeps failing (``kind``: every call 5xx, every call 429, or every call
+    for the second day of a range 503) fails the run with a message naming the endpoint
+    and the status; the stored values are unchanged, and partitions the run did not reach
+    keep even their load stamps."""
+    days = lab.days(2)
+    server = lab.sandbox()
+    path = lab.seeded_file(f"exhausted-{kind.split()[0]}")
+    before = whole_tables(path, [ALL_LEADS])
+    source: Any = server
+    if kind == "5xx":
+        server.set_faults(Faults(p5xx=1.0))
+    elif kind == "429":
+        server.set_faults(Faults(p429=1.0, retry_after_seconds=1))
+    else:
+        source = lab.proxy(server, failing_windows_from(ALL_LEADS, days[1]))
+    config = resources_config(path, chunk_days=1, **GIVE_UP_FAST)
+    outcome = lab.run(Materialize(source, path, [ALL_LEADS], days, config))
+    faults = source.rewrites if source is not server else sum(server.fault_counts.values())
+    injected = lab.injected(faults)
+    endpoint, status = EXHAUSTED_ENDPOINTS[kind]
+    assert not outcome.success
+    assert endpoint in outcome.text and re.search(status, outcome.text), outcome.text[-3000:]
+    assert "still failing after 3 attempts" in outcome.text
+    after = whole_tables(path, [ALL_LEADS])
+    assert values_only(after) == values_only(before)
+    untouched = set(days) if source is server else {days[1]}
+    for name, rows in after.items():
+        kept = [row for row in before[name] if row["partition_date"] in untouched]
+        assert [row for row in rows if row["partition_date"] in untouched] == kept
+    lab.survived(injected)
+
+
+BAD_SETTINGS: dict[str, tuple[dict[str, str], dict[str, Any], str]] = {
+    # case: (environment, run config, what the error must say)
+    "bad zone": ({TIMEZONE_VAR: "Mars/Olympus"}, {}, "SALESEXEC_TIMEZONE='Mars/Olympus'"),
+    "bad date": ({START_DATE_VAR: "2024-13-45"}, {}, "SALESEXEC_START_DATE='2024-13-45'"),
+    "non-numeric UID": ({LEAD_TYPE_UIDS_VAR: "1,two"}, {}, "'two' is not one"),
+    "negative UID": ({LEAD_TYPE_UIDS_VAR: "-4"}, {}, "'-4' is not one"),
+    "negative chunk days": ({}, {"chunk_days": -3}, "chunk_days"),
+}
+
+
+def malformed_settings(lab: Lab) -> None:
+    """Malformed ``SALESEXEC_*`` values and a negative number in run config stop
+    ``dagster asset materialize`` before any run, with an error naming the setting and
+    its value; the warehouse file is not touched (byte for byte)."""
+    days = lab.days(1)
+    server = lab.sandbox()
+    path = lab.seeded_file("malformed-settings")
+    digest = file_digest(path)
+    processes = {
+        case: lab.start_cli(
+            Materialize(
+                server, path, [ALL_LEADS], days, resources_config(path, **config), env
+            )
+        )
+        for case, (env, config, _) in BAD_SETTINGS.items()
+    }
+    lab.injected(len(processes))
+    for case, process in processes.items():
+        code = process.wait()
+        named = BAD_SETTINGS[case][2]
+        assert code != 0 and named in process.output, f"{case}: {process.output[-3000:]}"
+    assert file_digest(path) == digest
+    lab.survived(len(processes))
+
+
+def _base_url_case(lab: Lab, case: str) -> tuple[Any, tuple[str, ...]]:
+    """The base URL of a bad-input case, and what the failure must say (regexes)."""
+    if case == "refused":
+        address = refusing_address()
+        return address, (re.escape(address.base_url), r"connection error \(Connection refused\)")
+    server = lab.sandbox()
+    if case == "wrong password":
+        return server, ("bad credentials for user 'sandbox'", "SALESEXEC_PASSWORD")
+    status = 200 if case == "html" else 404
+    proxy = lab.proxy(server, html_pages(status))
+    return proxy, (re.escape(proxy.base_url), "answered HTML, not JSON", "SALESEXEC_BASE_URL")
+
+
+BAD_BASE_URLS = ("refused", "html", "html error page", "wrong password")
+
+
+def bad_base_url(lab: Lab, case: str) -> None:
+    """A base URL that refuses connections, one that answers HTML (a 200 page, an error
+    page), or a wrong password: the run fails naming the problem; nothing stored changes."""
+    days = lab.days(1)
+    path = lab.seeded_file(f"bad-url-{case.replace(' ', '-')}")
+    before = whole_tables(path, [ALL_LEADS])
+    source, says = _base_url_case(lab, case)
+    env = {"SALESEXEC_PASSWORD": WRONG_PASSWORD} if case == "wrong password" else {}
+    config = resources_config(**GIVE_UP_FAST)
+    lab.injected(1)
+    outcome = lab.run(Materialize(source, path, [ALL_LEADS], days, config, env))
+    assert not outcome.success
+    missing = [pattern for pattern in says if not re.search(pattern, outcome.text)]
+    assert not missing, f"{case}: the error does not say {missing}: {outcome.text[-3000:]}"
+    assert whole_tables(path, [ALL_LEADS]) == before
+    lab.survived(1)
+
+
+def _mark_missing_id(record: dict[str, Any]) -> None:
+    del record[contract.LEAD_UID]
+
+
+def _mark_text_id(record: dict[str, Any]) -> None:
+    record[contract.LEAD_UID] = f"L-{record[contract.LEAD_UID]}"
+
+
+def _mark_bad_timestamp(record: dict[str, Any]) -> None:
+    record[contract.DATE_ADDED] = "yesterday at noon"
+
+
+def _mark_out_of_range_timestamp(record: dict[str, Any]) -> None:
+    record[contract.LAST_UPDATED] = "0001-01-01T00:00:00+01:00"  # before year 1 in UTC
+
+
+BAD_RECORDS: tuple[tuple[Corruption, str], ...] = (
+    (_mark_missing_id, "LeadUID is missing"),
+    (_mark_text_id, "LeadUID: 'L-"),
+    (_mark_bad_timestamp, "DateAddedUtc: not a timestamp the API contract allows"),
+    (_mark_out_of_range_timestamp, "LastUpdatedUtc: an instant outside the representable"),
+)
+
+
+def bad_records(lab: Lab) -> None:
+    """Records that break the contract (no id, a text id, an unparseable timestamp, one
+    out of range) go whole, with the reason, to the quarantine table; the materialization
+    counts them and its ``no_quarantined_records`` check fails as a warning; every other
+    record is stored and the other partitions are untouched. Once the source is fixed, a
+    re-run stores them and empties the quarantine."""
+    days = lab.days(2)
+    server = lab.sandbox()
+    path = lab.seeded_file("bad-records")
+    before = whole_tables(path, [ALL_LEADS])
+    bad_day = days[1]
+    truth = expected_day(server, ALL_LEADS, lead_type_uids(server), bad_day)
+    corruptions = [corrupt for corrupt, _ in BAD_RECORDS]
+    assert len(truth) >= len(corruptions), "too few leads a day to corrupt one of each kind"
+    targets = {row["lead_uid"]: corrupt for row, corrupt in zip(truth, corruptions, strict=False)}
+    proxy = lab.proxy(server, corrupting_records(ALL_LEADS, targets))
+    outcome = lab.run(Materialize(proxy, path, [ALL_LEADS], [bad_day]))
+    injected = lab.injected(len(targets))
+    assert outcome.success and outcome.result is not None, outcome.text
+    assert metadata_of(outcome.result, ALL_LEADS)["quarantined_records"] == len(targets)
+    check = next(
+        e
+        for e in outcome.result.get_asset_check_evaluations()
+        if e.check_name == NO_QUARANTINED_RECORDS
+    )
+    assert not check.passed and check.severity.value == "WARN"
+    quarantined = stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX)
+    reasons = sorted(row["reason"] for row in quarantined)
+    assert len(reasons) == len(BAD_RECORDS)
+    for _, reason in BAD_RECORDS:
+        assert sum(r.startswith(reason) for r in reasons) == 1, reasons
+    assert {row["partition_date"] for row in quarantined} == {bad_day}
+    # the other records of the day are stored; the other day is untouched
+    kept = [row for row in stored_rows(path, ALL_LEADS.name) if row["partition_date"] == bad_day]
+    expected = [row for row in truth if row["lead_uid"] not in targets]
+    lab.tally(ALL_LEADS, expected, kept, 1)
+    assert_rows_match(kept, expected, key_columns(ALL_LEADS))
+    after = whole_tables(path, [ALL_LEADS])[ALL_LEADS.name]
+    first_day = [row for row in before[ALL_LEADS.name] if row["partition_date"] == days[0]]
+    assert [row for row in after if row["partition_date"] == days[0]] == first_day
+    # the source fixed: a re-run stores every record and empties the day's quarantine
+    fixed = lab.run(Materialize(server, path, [ALL_LEADS], [bad_day]))
+    assert fixed.success, fixed.text
+    compare_with_truth(lab, path, server, [ALL_LEADS], days)
+    assert stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX) == []
+    lab.survived(injected)
+
+
+def _run_each(lab: Lab, scenario: Callable[..., None], cases: Iterable[str]) -> None:
+    for case in cases:
+        scenario(lab, case)
+
+
+# Every scenario, for the script: name -> what to call with the lab.
+SCENARIOS: dict[str, Callable[[Lab], None]] = {
+    "all faults at once, Python API": lambda lab: all_faults_at_once(lab, "python"),
+    "all faults at once, dagster asset materialize": lambda lab: all_faults_at_once(lab, "cli"),
+    "kill -9 and re-run": kill_and_rerun,
+    "parallel writers": parallel_writers,
+    "retries exhausted": lambda lab: _run_each(lab, retries_exhausted, EXHAUSTED_ENDPOINTS),
+    "malformed settings": malformed_settings,
+    "bad base URL or password": lambda lab: _run_each(lab, bad_base_url, BAD_BASE_URLS),
+    "bad records": bad_records,
+}
+
