@@ -32,7 +32,12 @@ from salesexec_assets.records import (
     quarantine_spec,
     table_spec,
 )
-from salesexec_assets.warehouse import DuckDBWarehouse, RowStage, WriteResult
+from salesexec_assets.warehouse import (
+    DuckDBWarehouse,
+    RowStage,
+    WriteResult,
+    remove_stale_stages,
+)
 
 PROGRESS_LOG_SECONDS = 5.0
 STAGE_BATCH_ROWS = 5_000  # rows held in Python before they go to the staging file
@@ -112,6 +117,8 @@ def load_report(
 ) -> LoadResult:
     """Pull ``days`` of ``report`` for ``lead_types`` and write them, chunk by chunk."""
     result = LoadResult(report=report, days=sorted(days))
+    for stale in remove_stale_stages():
+        log.info("removed the stage a killed run left behind: %s", stale)
     spec, rejected_spec = table_spec(report), quarantine_spec(report)
     replace = mode is WriteMode.REPLACE
     for chunk in consecutive_chunks(days, chunk_days):

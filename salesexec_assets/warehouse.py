@@ -73,6 +73,7 @@ __all__ = [
     "WriteResult",
     "coerce_value",
     "infer_column_type",
+    "remove_stale_stages",
     "widen",
 ]
 
@@ -427,6 +428,33 @@ def _column_definitions(types: Mapping[str, ColumnType]) -> str:
 # --------------------------------------------------------------------------- stage
 
 
+STAGES_DIRECTORY = Path(tempfile.gettempdir()) / "salesexec-stages"
+STALE_STAGE_SECONDS = 24 * 3600.0  # a live stage is written every few seconds
+
+
+def remove_stale_stages(
+    directory: Path = STAGES_DIRECTORY, older_than_seconds: float = STALE_STAGE_SECONDS
+) -> list[Path]:
+    """Remove the stage directories that killed runs left behind; return them.
+
+    A stage whose newest file was last written longer ago than ``older_than_seconds``
+    belongs to no live run: a run closes (and removes) its stage when it ends, and adds
+    to it while it pulls.
+    """
+    if not directory.is_dir():
+        return []
+    now = time.time()
+    removed = []
+    for stage in directory.iterdir():
+        if not stage.is_dir():
+            continue
+        files = [path.stat().st_mtime for path in stage.iterdir() if path.is_file()]
+        if now - max(files, default=stage.stat().st_mtime) > older_than_seconds:
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+    return removed
+
+
 class RowStage:
     """Rows of one chunk, collected page by page in a private temporary DuckDB file.
 
@@ -442,7 +470,9 @@ class RowStage:
         memory_limit: str = "64MB",  # the stage spills to its file beyond this: RSS stays flat
     ) -> None:
         self.spec = spec
-        self._directory = Path(tempfile.mkdtemp(prefix=f"stage-{spec.name}-", dir=directory))
+        parent = Path(directory) if directory is not None else STAGES_DIRECTORY
+        parent.mkdir(parents=True, exist_ok=True)
+        self._directory = Path(tempfile.mkdtemp(prefix=f"stage-{spec.name}-", dir=parent))
         self.path = self._directory / "stage.duckdb"
         self._memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from salesexec_assets.warehouse import (
     _evolve_columns,
     coerce_value,
     infer_column_type,
+    remove_stale_stages,
     widen,
 )
 
@@ -675,3 +677,18 @@ def test_a_column_ends_with_the_same_type_and_text_however_its_values_are_paged(
     one_page = _paged_column(values, [uids])
     rng.shuffle(uids)
     assert _paged_column(values, [[uid] for uid in uids]) == one_page
+
+
+def test_stages_left_by_killed_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    abandoned = RowStage(SPEC, tmp_path)
+    abandoned.add([lead(1, date(2026, 11, 20))])
+    abandoned.release()  # as a killed run leaves it: file on disk, no close()
+    live = RowStage(SPEC, tmp_path)
+    live.add([lead(2, date(2026, 11, 20))])
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in [abandoned.path.parent, *abandoned.path.parent.iterdir()]:
+        os.utime(path, (two_days_ago, two_days_ago))
+    assert remove_stale_stages(tmp_path) == [abandoned.path.parent]
+    assert not abandoned.path.parent.exists()
+    assert live.path.exists() and live.row_count == 1
+    live.close()
