@@ -515,18 +515,27 @@ class RowStage:
         shutil.rmtree(self._directory, ignore_errors=True)
 
     def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append one page; new columns are added and outgrown ones widened first.
+        """Append rows given as mappings (a missing key is None): see :meth:`add_columns`."""
+        if rows:
+            self.add_columns(_columnar(rows))
 
-        Values are coerced in Python (declared columns to their declared type, others to
-        the evolved type) and the page is inserted BY NAME from a DataFrame in one
-        statement. A column whose values are all None in every page so far is not
-        created yet: a NULL carries no type.
+    def add_columns(self, columns: Mapping[str, list[Any]]) -> None:
+        """Append rows given as one list of values per column (all of the same length).
+
+        New columns are added and outgrown ones widened first. Values are coerced in
+        Python (declared columns to their declared type, others to the evolved type) and
+        the rows are inserted BY NAME from a DataFrame in one statement. A column whose
+        values are all None in every batch so far is not created yet: a NULL carries no
+        type.
         """
-        if not rows:
+        self._check_names(columns)
+        sizes = {len(values) for values in columns.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"columns of different lengths: {sorted(sizes)}")
+        if not sizes or not sizes.pop():
             return
-        values = self._columnar(rows)
         wanted: dict[str, ColumnType] = {}
-        for name, column in values.items():
+        for name, column in columns.items():
             if name in self._declared:
                 continue
             page_type = _page_type(column)
@@ -538,7 +547,7 @@ class RowStage:
         frame = pd.DataFrame(
             {
                 name: _coerced_array(name, column, frame_types[name])
-                for name, column in values.items()
+                for name, column in columns.items()
                 if name in frame_types
             }
         )
@@ -559,16 +568,8 @@ class RowStage:
         self.row_count += len(frame)
         self.partitions |= partitions
 
-    def _columnar(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        """Rows to one list per column (missing keys are None), checking column names."""
-        size = len(rows)
-        columns: dict[str, list[Any]] = {}
-        for index, row in enumerate(rows):
-            for name, value in row.items():
-                column = columns.get(name)
-                if column is None:
-                    column = columns[name] = [None] * size
-                column[index] = value
+    def _check_names(self, columns: Collection[str]) -> None:
+        """Refuse the warehouse's own columns, and names DuckDB would find equal."""
         known = {name.lower(): name for name in self.column_types}
         for name in columns:
             if name in _METADATA_COLUMNS:
@@ -578,7 +579,6 @@ class RowStage:
                     f"column {name!r} differs from {known[name.lower()]!r} only in case; "
                     "DuckDB column names are case-insensitive"
                 )
-        return columns
 
     def _page_partitions(self, frame: pd.DataFrame) -> set[date]:
         """Distinct partitions of a page; every row must have one (else re-runs duplicate)."""
@@ -588,6 +588,19 @@ class RowStage:
         if partition not in frame.columns or frame[partition].isna().any():
             raise ValueError(f"every row needs a value for the partition column {partition!r}")
         return set(frame[partition])
+
+
+def _columnar(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Rows to one list per column; a key missing from a row is None there."""
+    size = len(rows)
+    columns: dict[str, list[Any]] = {}
+    for index, row in enumerate(rows):
+        for name, value in row.items():
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = [None] * size
+            column[index] = value
+    return columns
 
 
 def _fit_bigint(integers: list[int]) -> bool:
