@@ -22,7 +22,11 @@ from typing import Any
 
 from salesexec_assets.api import contract
 from salesexec_assets.api.contract import FieldType, Report
-from salesexec_assets.api.timestamps import TimestampError, parse_api_timestamp
+from salesexec_assets.api.timestamps import (
+    TimestampError,
+    parse_api_timestamp,
+    parse_api_timestamp_column,
+)
 from salesexec_assets.naming import field_column, snake_case
 from salesexec_assets.partitions import day_window_utc
 from salesexec_assets.warehouse import ColumnType, TableSpec
@@ -293,6 +297,10 @@ def _converted_column(field: _Field, values: list[Any], odd: set[int]) -> list[A
     native = _NATIVE.get(field.kind)
     if native is not None and kinds <= {native, _NoneType} and _in_range(values, native):
         return values  # already what the column holds: the common case
+    if field.kind is FieldType.TIMESTAMP:
+        instants = parse_api_timestamp_column(values)
+        if instants is not None:
+            return instants
     convert = field.convert
     assert convert is not None
     converted: list[Any] = []

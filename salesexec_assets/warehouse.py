@@ -562,6 +562,11 @@ class RowStage:
             with _atomic(con):
                 evolved, _, _ = _evolve_columns(con, _STAGE_TABLE, self.column_types, wanted)
                 con.execute(f"INSERT INTO {_STAGE_TABLE} BY NAME SELECT {selects} FROM _page")
+        except duckdb.ConversionException:
+            for name, column in columns.items():  # name the value at fault, if one is
+                if name in frame_types:
+                    _coerced_array(name, column, frame_types[name], check_each=True)
+            raise
         finally:
             con.unregister("_page")
         self.column_types = evolved  # only now: a rolled-back ALTER must not be remembered
@@ -637,24 +642,37 @@ _NATIVE_TYPES: dict[ColumnType, type] = {
     ColumnType.VARCHAR: str,
     ColumnType.DATE: date,
     ColumnType.TIMESTAMP: datetime,
+    ColumnType.JSON: str,
 }
 
 
 def _already_coerced(values: list[Any], column_type: ColumnType) -> bool:
+    """Whether every value already has the column's Python type (and fits it).
+
+    JSON text is not parsed here: DuckDB's cast checks it during the insert, and a
+    failed insert is explained value by value (see :meth:`RowStage.add_columns`).
+    """
     native = _NATIVE_TYPES.get(column_type)
-    present = [value for value in values if value is not None]
-    if native is None or any(type(value) is not native for value in present):
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if native is None or not kinds <= {native}:
         return False
-    if column_type == ColumnType.BIGINT:
-        return _fit_bigint(present)
-    if column_type == ColumnType.TIMESTAMP:
-        return all(value.tzinfo is None for value in present)
+    if kinds and column_type == ColumnType.BIGINT:
+        return _fit_bigint([value for value in values if value is not None])
+    if kinds and column_type == ColumnType.TIMESTAMP:
+        return all(value.tzinfo is None for value in values if value is not None)
     return True
 
 
-def _coerced_array(name: str, values: list[Any], column_type: ColumnType) -> Any:
-    """One column's values coerced to its type, as a pandas array DuckDB reads exactly."""
-    if _already_coerced(values, column_type):
+def _coerced_array(
+    name: str, values: list[Any], column_type: ColumnType, *, check_each: bool = False
+) -> Any:
+    """One column's values coerced to its type, as a pandas array DuckDB reads exactly.
+
+    ``check_each`` coerces (and so checks) every value even when the column already
+    has the right Python types: it finds the value that made DuckDB refuse an insert.
+    """
+    if not check_each and _already_coerced(values, column_type):
         return pd.array(values, dtype=_PANDAS_DTYPES[column_type])
     coerce = _COERCERS[column_type]
     coerced: list[Any] = []

@@ -10,6 +10,7 @@ from salesexec_assets.api.timestamps import (
     TimestampError,
     format_api_instant,
     parse_api_timestamp,
+    parse_api_timestamp_column,
 )
 
 INSTANT = datetime(2017, 12, 29, 21, 3, 56, 206157)
@@ -99,3 +100,25 @@ def test_any_text_is_a_naive_utc_instant_or_a_timestamp_error_never_another_erro
 def test_an_instant_outside_the_representable_range_is_a_timestamp_error(text: str) -> None:
     with pytest.raises(TimestampError, match="range"):
         parse_api_timestamp(text)
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=30), TIMESTAMP_SHAPED)))
+def test_a_column_parses_to_what_each_value_parses_to_or_asks_for_the_value_path(
+    values: list[object],
+) -> None:
+    """The column fast path may decline (None), but never disagrees with the reference."""
+    parsed = parse_api_timestamp_column(values)
+    if parsed is None:
+        return
+    assert parsed == [None if value is None else parse_api_timestamp(value) for value in values]
+
+
+def test_a_column_of_every_contract_form_takes_the_fast_path() -> None:
+    forms = [
+        "2017-12-29T21:03:56.2061577Z",
+        "2017-12-29T21:03:56.206157",
+        "2017-12-29T16:03:56.2061579-05:00",
+        "2017-12-30T02:33:56.206157+0530",
+        None,
+    ]
+    assert parse_api_timestamp_column(forms) == [INSTANT] * 4 + [None]
