@@ -63,7 +63,7 @@ class SalesExecResource(ConfigurableResource):
     )
     page_size: int = Field(default=contract.TAKE_MAX, ge=1, le=contract.TAKE_MAX)
     max_concurrent_requests: int = Field(
-        default=4, ge=1, le=32, description="Pages fetched at once within one report window."
+        default=8, ge=1, le=32, description="Pages fetched at once within one report window."
     )
     max_attempts: int = Field(default=8, ge=1, description="Tries per call on transient errors.")
     max_total_wait_seconds: float = Field(

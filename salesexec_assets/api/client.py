@@ -46,6 +46,7 @@ from salesexec_assets.api.errors import (
 from salesexec_assets.api.timestamps import format_api_instant, to_naive_utc
 
 MAX_RELOGINS_PER_CALL = 3
+PAGES_AHEAD_PER_REQUEST = 4  # pages held ahead of the consumer, per concurrent request
 
 Record = dict[str, Any]
 Page = list[Record]
@@ -179,7 +180,7 @@ class SalesExecClient:
         retry: RetrySettings | None = None,
         timeouts: Timeouts | None = None,
         page_size: int = contract.TAKE_MAX,
-        max_concurrent_requests: int = 4,
+        max_concurrent_requests: int = 8,
         max_window_rereads: int = 3,
         logger: logging.Logger | None = None,
         rng: random.Random | None = None,
@@ -488,7 +489,13 @@ class SalesExecClient:
     def _iter_envelopes(
         self, path: str, params: dict[str, Any], page_size: int
     ) -> Iterator[dict[str, Any]]:
-        """The first page, then the rest fetched concurrently (bounded) and yielded in order."""
+        """The first page, then the rest fetched concurrently (bounded) and yielded in order.
+
+        At most ``max_concurrent_requests`` calls are in flight, and up to
+        ``PAGES_AHEAD_PER_REQUEST`` times as many pages are fetched ahead of the consumer:
+        the requests go on while the caller converts and stages a batch, so a slow API
+        and a busy CPU overlap instead of taking turns.
+        """
         first = self._get_page(path, params, 0, page_size)
         yield first
         total = first[contract.ENVELOPE_TOTAL]
@@ -499,11 +506,12 @@ class SalesExecClient:
             for skip in offsets:
                 yield self._get_page(path, params, skip, page_size)
             return
+        ahead = self.max_concurrent_requests * PAGES_AHEAD_PER_REQUEST
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             in_flight: deque[Future[dict[str, Any]]] = deque()
             try:
                 while offsets or in_flight:
-                    while offsets and len(in_flight) < self.max_concurrent_requests:
+                    while offsets and len(in_flight) < ahead:
                         in_flight.append(
                             pool.submit(self._get_page, path, params, offsets.popleft(), page_size)
                         )
