@@ -145,10 +145,11 @@ def build_report_asset(
             )
             stats = client.stats.as_dict()
         dropped = drop_expired_partitions(store, report, zone, retention_days, context)
-        checks = evaluate_report_checks(
-            report, key, store, days, zone, per_pull=effective_mode is WriteMode.APPEND
-        )
-        metadata = materialization_metadata(result, stats, store, salesexec, effective_mode)
+        with store.reading():  # one connection for the checks' and metadata's queries
+            checks = evaluate_report_checks(
+                report, key, store, days, zone, per_pull=effective_mode is WriteMode.APPEND
+            )
+            metadata = materialization_metadata(result, stats, store, salesexec, effective_mode)
         if retention_days is not None:
             metadata["retention_days"] = retention_days
             metadata["partitions_dropped"] = MetadataValue.json([str(day) for day in dropped])

@@ -151,29 +151,30 @@ def build_branch_count_check(branch_key: AssetKey, leads_key: AssetKey):
         context: AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> AssetCheckResult:
         store = warehouse.get_warehouse(context.log)
-        if not store.table_columns(branch_spec) or not store.table_columns(leads_spec):
-            return AssetCheckResult(
-                passed=True,
-                description="Not comparable yet: both tables must be materialized.",
-                metadata={"days_compared": 0},
+        with store.reading():  # one connection for the three reads
+            if not store.table_columns(branch_spec) or not store.table_columns(leads_spec):
+                return AssetCheckResult(
+                    passed=True,
+                    description="Not comparable yet: both tables must be materialized.",
+                    metadata={"days_compared": 0},
+                )
+            mismatches = store.query(
+                f"""
+                WITH b AS (SELECT {PARTITION_COLUMN} AS day, lead_type_uid, sum(lead_count) AS n
+                           FROM {branches} GROUP BY ALL),
+                     l AS (SELECT {PARTITION_COLUMN} AS day, lead_type_uid,
+                                  count(DISTINCT lead_uid) AS n FROM {leads} GROUP BY ALL),
+                     days AS (SELECT DISTINCT day FROM b INTERSECT SELECT DISTINCT day FROM l)
+                SELECT day, lead_type_uid, coalesce(b.n, 0) AS branch_sum, coalesce(l.n, 0) AS leads
+                FROM b FULL JOIN l USING (day, lead_type_uid)
+                WHERE day IN (SELECT day FROM days) AND coalesce(b.n, 0) <> coalesce(l.n, 0)
+                ORDER BY day, lead_type_uid
+                """
             )
-        mismatches = store.query(
-            f"""
-            WITH b AS (SELECT {PARTITION_COLUMN} AS day, lead_type_uid, sum(lead_count) AS n
-                       FROM {branches} GROUP BY ALL),
-                 l AS (SELECT {PARTITION_COLUMN} AS day, lead_type_uid,
-                              count(DISTINCT lead_uid) AS n FROM {leads} GROUP BY ALL),
-                 days AS (SELECT DISTINCT day FROM b INTERSECT SELECT DISTINCT day FROM l)
-            SELECT day, lead_type_uid, coalesce(b.n, 0) AS branch_sum, coalesce(l.n, 0) AS leads
-            FROM b FULL JOIN l USING (day, lead_type_uid)
-            WHERE day IN (SELECT day FROM days) AND coalesce(b.n, 0) <> coalesce(l.n, 0)
-            ORDER BY day, lead_type_uid
-            """
-        )
-        compared = store.query(
-            f"SELECT count(*) AS n FROM (SELECT DISTINCT {PARTITION_COLUMN} FROM {branches} "
-            f"INTERSECT SELECT DISTINCT {PARTITION_COLUMN} FROM {leads})"
-        )["n"][0]
+            compared = store.query(
+                f"SELECT count(*) AS n FROM (SELECT DISTINCT {PARTITION_COLUMN} FROM {branches} "
+                f"INTERSECT SELECT DISTINCT {PARTITION_COLUMN} FROM {leads})"
+            )["n"][0]
         return AssetCheckResult(
             passed=mismatches.empty,
             metadata={

@@ -745,6 +745,7 @@ class DuckDBWarehouse:
         self.path = Path(path)
         self.lock_timeout_seconds = lock_timeout_seconds
         self.logger = logger or _LOGGER
+        self._reader: duckdb.DuckDBPyConnection | None = None  # see reading()
 
     # ----------------------------------------------------------------- connections
 
@@ -1073,14 +1074,39 @@ class DuckDBWarehouse:
         )
         return result
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Serve the reads made inside from ONE read-only connection.
+
+        Opening the file costs more than a small query; a run's checks and metadata make
+        a dozen. The connection is closed on exit, so writers wait no longer than that.
+        """
+        if self._reader is not None or not self.path.exists():
+            yield
+            return
+        with self._session(read_only=True) as session:
+            self._reader = session.con
+            try:
+                yield
+            finally:
+                self._reader = None
+
+    @contextmanager
+    def _read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._reader is not None:
+            yield self._reader
+            return
+        with self._session(read_only=True) as session:
+            yield session.con
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run a read-only query (retrying on the lock like writes) and return a DataFrame."""
-        with self._session(read_only=True) as session:
-            return session.con.execute(sql, list(params)).df()
+        with self._read_connection() as con:
+            return con.execute(sql, list(params)).df()
 
     def table_columns(self, spec: TableSpec) -> dict[str, str]:
         """Column name -> DuckDB type of the table; {} when the table (or file) does not exist."""
         if not self.path.exists():
             return {}
-        with self._session(read_only=True) as session:
-            return self._read_columns(session.con, spec)
+        with self._read_connection() as con:
+            return self._read_columns(con, spec)

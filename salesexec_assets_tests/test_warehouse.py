@@ -692,3 +692,40 @@ def test_stages_left_by_killed_runs_are_removed_and_live_ones_kept(tmp_path: Pat
     assert not abandoned.path.parent.exists()
     assert live.path.exists() and live.row_count == 1
     live.close()
+
+
+TRY_WRITE = textwrap.dedent(
+    """
+    import sys, duckdb
+    try:
+        duckdb.connect(sys.argv[1]).close()
+    except duckdb.IOException as error:
+        print("locked" if "lock" in str(error).lower() else f"other: {error}")
+    else:
+        print("opened")
+    """
+)
+
+
+def another_process_opens_for_writing(path: Path) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", TRY_WRITE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+
+
+def test_reads_inside_reading_share_one_open_file_that_is_released_on_exit(
+    warehouse, stage_dir
+):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY1)]], replace=[DAY1])
+    with warehouse.reading():
+        assert warehouse.query(f"SELECT count(*) AS n FROM {TABLE}")["n"].tolist() == [2]
+        assert "lead_uid" in warehouse.table_columns(SPEC)
+        # the one connection stays open between the reads: a writer elsewhere must wait
+        assert another_process_opens_for_writing(warehouse.path) == "locked"
+        assert warehouse.query(f"SELECT max(lead_uid) AS m FROM {TABLE}")["m"].tolist() == [2]
+    assert another_process_opens_for_writing(warehouse.path) == "opened"
+    assert table_rows(warehouse)["lead_uid"].tolist() == [1, 2]
