@@ -213,21 +213,6 @@ def probe_sandbox(sandbox: SandboxProcess, workload: Workload, work_dir: Path) -
     return ProbeResult(rows, warmup_seconds, speeds)
 
 
-def warm_ours_windows(workload: Workload, work_dir: Path) -> None:
-    """One untimed load by ours, so that the sandbox caches ours' own windows too.
-
-    Ours sizes its chunks by the rows per day it sees (``chunk_rows``), so in a range it
-    asks other windows than the workload's ``chunk_days`` ones that the probe warmed.
-    The chunks depend on the data alone: the timed runs then ask cached pages only.
-    """
-    directory = work_dir / "ours-warm"
-    db = directory / "warm-up.duckdb"
-    warm = run_contender("ours", replace(workload, db_path=str(db)), directory)
-    shutil.rmtree(directory, ignore_errors=True)
-    if not warm.ok:
-        raise RuntimeError(f"the warm-up load of ours failed: {warm.error}")
-
-
 def run_sample(
     sandbox: SandboxProcess,
     scenario: Scenario,
@@ -571,8 +556,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = workload(sandbox, args.days)
             probe = probe_sandbox(sandbox, base, work_dir / f"v{leads_per_day}")
             probes[leads_per_day] = probe
-            if "ours" in args.contender_list:
-                warm_ours_windows(base, work_dir / f"v{leads_per_day}")
             print(
                 f"sandbox {leads_per_day:,} leads/day x {args.days} d: {_counts(probe.rows)}; "
                 f"warm-up {probe.warmup_seconds:.1f} s; serves "
@@ -615,8 +598,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = workload(sandbox, args.range_days)
             started_warm = time.perf_counter()
             warm = run_contender("sandbox", replace(base, concurrency=4), work_dir / "range-warm")
-            if "ours" in names:
-                warm_ours_windows(base, work_dir / "range-warm")
             expected = {
                 name[len(ROWS_PHASE_PREFIX) :]: int(value)
                 for name, value in warm.phases.items()
@@ -643,7 +624,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             base = workload(sandbox, args.days)
             run_contender("sandbox", replace(base, concurrency=4), work_dir / "profile-warm")
-            warm_ours_windows(base, work_dir / "profile-warm")
             profile_dir = work_dir / "profile"
             profile_dir.mkdir(parents=True, exist_ok=True)
             pstats_path = profile_dir / "ours.pstats"

@@ -41,7 +41,6 @@ from salesexec_assets.warehouse import (
 
 PROGRESS_LOG_SECONDS = 5.0
 STAGE_BATCH_ROWS = 5_000  # rows held in Python before they go to the staging file
-CHUNK_ROWS = 40_000  # about how many rows one warehouse transaction writes in a range run
 
 
 class WriteMode(str, Enum):
@@ -66,28 +65,6 @@ class LoadResult:
     @property
     def rows_written(self) -> int:
         return sum(self.rows_by_lead_type.values())
-
-
-@dataclass
-class ChunkSizer:
-    """How many days the next chunk takes: at most ``max_days``, and about ``rows`` rows
-    judged by the rows per day seen so far, so that a write's memory does not grow with
-    the volume. The first chunk of a longer range is one day, to learn that volume."""
-
-    max_days: int
-    rows: int = CHUNK_ROWS
-    days_seen: int = 0
-    rows_seen: int = 0
-
-    def __call__(self) -> int:
-        if not self.days_seen:
-            return 1
-        rows_per_day = max(1.0, self.rows_seen / self.days_seen)
-        return max(1, min(self.max_days, int(self.rows / rows_per_day)))
-
-    def record(self, days: int, rows: int) -> None:
-        self.days_seen += days
-        self.rows_seen += rows
 
 
 @dataclass(frozen=True)
@@ -134,23 +111,17 @@ def load_report(
     mode: WriteMode,
     run_id: str,
     chunk_days: int,
-    chunk_rows: int = CHUNK_ROWS,
     log: logging.Logger,
     loaded_at: Callable[[], datetime],
     before_insert: Callable[[Any], None] | None = None,
 ) -> LoadResult:
-    """Pull ``days`` of ``report`` for ``lead_types`` and write them, chunk by chunk.
-
-    A chunk is at most ``chunk_days`` consecutive days and, past the first, about
-    ``chunk_rows`` rows (see :class:`ChunkSizer`).
-    """
+    """Pull ``days`` of ``report`` for ``lead_types`` and write them, chunk by chunk."""
     result = LoadResult(report=report, days=sorted(days))
     for stale in remove_stale_stages():
         log.info("removed the stage a killed run left behind: %s", stale)
     spec, rejected_spec = table_spec(report), quarantine_spec(report)
     replace = mode is WriteMode.REPLACE
-    sizer = ChunkSizer(max_days=chunk_days, rows=chunk_rows)
-    for chunk in consecutive_chunks(days, sizer):
+    for chunk in consecutive_chunks(days, chunk_days):
         with RowStage(spec) as stage, RowStage(rejected_spec) as rejected:
             for plan in plan_pulls(report, chunk, lead_types, zone):
                 if plan.window_utc is not None:
@@ -166,7 +137,6 @@ def load_report(
                     companions=[rejected],  # one transaction: rows and quarantine agree
                 )
             )
-            sizer.record(len(chunk), stage.row_count + rejected.row_count)
         log.info(
             "%s: wrote %s..%s (%d rows so far, %d quarantined)",
             report.name,

@@ -7,7 +7,7 @@ naive UTC datetimes here, and every record is put back into the day its instant 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -53,18 +53,11 @@ def today_in(zone: str, now: datetime | None = None) -> date:
     return now.astimezone(ZoneInfo(zone)).date()
 
 
-def consecutive_chunks(
-    days: Sequence[date], size: int | Callable[[], int]
-) -> Iterator[list[date]]:
-    """Split sorted days into runs of at most ``size`` consecutive days.
-
-    ``size`` may be a function, asked again for each chunk once the caller is done with
-    the previous one: chunks can then follow what the earlier ones held.
-    """
+def consecutive_chunks(days: Sequence[date], size: int) -> Iterator[list[date]]:
+    """Split sorted days into runs of at most ``size`` consecutive days."""
     chunk: list[date] = []
     for day in sorted(days):
-        limit = size() if callable(size) else size
-        if chunk and (len(chunk) >= limit or day != chunk[-1] + timedelta(days=1)):
+        if chunk and (len(chunk) >= size or day != chunk[-1] + timedelta(days=1)):
             yield chunk
             chunk = []
         chunk.append(day)

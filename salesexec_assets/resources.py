@@ -24,7 +24,6 @@ from pydantic import Field, PrivateAttr
 from salesexec_assets.api import contract
 from salesexec_assets.api.client import RetrySettings, SalesExecClient, Timeouts
 from salesexec_assets.api.errors import SalesExecError
-from salesexec_assets.loading import CHUNK_ROWS
 from salesexec_assets.settings import (
     BASE_URL_VAR,
     LEAD_TYPE_UIDS_VAR,
@@ -178,13 +177,7 @@ class WarehouseResource(ConfigurableResource):
         default=600.0, ge=0, description="How long a write waits for another writer's lock."
     )
     chunk_days: int = Field(
-        default=7, ge=1, description="Most days pulled and written per transaction in a range run."
-    )
-    chunk_rows: int = Field(
-        default=CHUNK_ROWS,
-        ge=1,
-        description="About how many rows one transaction writes in a range run: days with "
-        "more rows make chunks of fewer days, which bounds a write's memory.",
+        default=7, ge=1, description="Days pulled and written per transaction in a range run."
     )
 
     def get_warehouse(self, logger: logging.Logger | None = None) -> DuckDBWarehouse:

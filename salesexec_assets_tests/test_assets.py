@@ -241,8 +241,8 @@ def test_a_chicago_range_across_the_fall_back_change_buckets_records_by_local_da
 ) -> None:
     monkeypatch.setenv("SALESEXEC_TIMEZONE", CHICAGO)
     days = [date(2025, 11, 1), date(2025, 11, 2), date(2025, 11, 3)]
-    # at most two days per transaction, the first chunk one day: the 25-hour day shares
-    # its chunk (and its API window) with the day after it
+    # two days per transaction: the 25-hour day shares its chunk (and its API window)
+    # with the day before it
     config = {
         "resources": {"warehouse": {"config": {"path": str(warehouse_path), "chunk_days": 2}}}
     }
@@ -270,7 +270,7 @@ def test_schema_drift_in_the_middle_of_a_range_loses_no_value(
     days = [PAST_DAY + timedelta(days=n) for n in range(4)]
     drifted = start_sandbox(schema_drift_from=days[2])
     point_env_at(drifted)
-    # chunks of one day, then two: the drift arrives in the second write, on a table that
+    # two days per transaction: the drift arrives in the second write, on a table that
     # already holds numbers in the drifted columns
     config = {
         "resources": {"warehouse": {"config": {"path": str(warehouse_path), "chunk_days": 2}}}

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from salesexec_assets.loading import ChunkSizer
 from salesexec_assets.partitions import consecutive_chunks, day_window_utc, local_day
 from salesexec_assets.records import DayLocator
 
@@ -81,33 +80,6 @@ def test_chunks_cover_the_days_once_in_order_each_consecutive_and_small_enough(
     for chunk in chunks:
         assert 1 <= len(chunk) <= size
         assert all(b - a == timedelta(days=1) for a, b in pairwise(chunk))
-
-
-def test_a_size_function_is_asked_again_for_each_chunk_after_the_previous_one() -> None:
-    run = [date(2026, 1, 1) + timedelta(days=n) for n in range(10)]
-    sizes = iter([1, 4, 2, 9])
-    handed: list[list[date]] = []
-    size_now = 1
-
-    def size() -> int:
-        return size_now
-
-    for chunk in consecutive_chunks(run, size):
-        handed.append(chunk)
-        size_now = next(sizes, 9)  # what the caller learnt from this chunk
-    assert [len(chunk) for chunk in handed] == [1, 1, 4, 2, 2]
-
-
-def test_chunks_hold_about_the_rows_asked_for_once_the_volume_is_known() -> None:
-    sizer = ChunkSizer(max_days=7, rows=40_000)
-    assert sizer() == 1  # nothing known yet: one day, to learn the volume
-    sizer.record(days=1, rows=15_000)
-    assert sizer() == 2
-    sizer.record(days=2, rows=100_000)  # 38,333 rows/day on average now
-    assert sizer() == 1
-    quiet = ChunkSizer(max_days=7, rows=40_000)
-    quiet.record(days=1, rows=0)
-    assert quiet() == 7  # small days: as many as chunk_days allows
 
 
 @given(days, st.integers(1, 10), zones, st.floats(min_value=-0.2, max_value=1.2))
