@@ -139,6 +139,7 @@ def build_report_asset(
                 mode=effective_mode,
                 run_id=context.run.run_id,
                 chunk_days=warehouse.chunk_days,
+                transaction_rows=warehouse.transaction_rows,
                 log=context.log,
                 loaded_at=lambda: datetime.now(timezone.utc).replace(tzinfo=None),
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
@@ -41,6 +41,7 @@ from salesexec_assets.warehouse import (
 
 PROGRESS_LOG_SECONDS = 5.0
 STAGE_BATCH_ROWS = 5_000  # rows held in Python before they go to the staging file
+TRANSACTION_ROWS = 50_000  # about the most rows one warehouse transaction writes
 
 
 class WriteMode(str, Enum):
@@ -74,6 +75,26 @@ class PullPlan:
     lead_type: tuple[int, str]
     window_utc: tuple[datetime, datetime] | None
     builder: RowBuilder
+
+
+def row_bounded_groups(
+    days: Sequence[date], rows_per_day: Mapping[date, int], max_rows: int
+) -> list[list[date]]:
+    """Consecutive runs of ``days`` holding at most ``max_rows`` rows each (a day with
+    more is a run of its own): the partitions each warehouse transaction replaces."""
+    groups: list[list[date]] = []
+    group: list[date] = []
+    rows = 0
+    for day in days:
+        day_rows = rows_per_day.get(day, 0)
+        if group and rows + day_rows > max_rows:
+            groups.append(group)
+            group, rows = [], 0
+        group.append(day)
+        rows += day_rows
+    if group:
+        groups.append(group)
+    return groups
 
 
 def plan_pulls(
@@ -111,11 +132,18 @@ def load_report(
     mode: WriteMode,
     run_id: str,
     chunk_days: int,
+    transaction_rows: int = TRANSACTION_ROWS,
     log: logging.Logger,
     loaded_at: Callable[[], datetime],
     before_insert: Callable[[Any], None] | None = None,
 ) -> LoadResult:
-    """Pull ``days`` of ``report`` for ``lead_types`` and write them, chunk by chunk."""
+    """Pull ``days`` of ``report`` for ``lead_types`` and write them, chunk by chunk.
+
+    A chunk of ``chunk_days`` days is pulled as one API window per lead type, and
+    written in transactions of whole consecutive days of about ``transaction_rows``
+    rows each (:func:`row_bounded_groups`): a write's memory does not grow with the
+    account's volume, and the API is asked the same windows whatever that volume.
+    """
     result = LoadResult(report=report, days=sorted(days))
     for stale in remove_stale_stages():
         log.info("removed the stage a killed run left behind: %s", stale)
@@ -127,16 +155,19 @@ def load_report(
                 if plan.window_utc is not None:
                     result.windows_utc.append(plan.window_utc)
                 _stage_plan(client, report, plan, stage, rejected, result, log, chunk)
-            result.writes.append(
-                warehouse.write(
-                    stage,
-                    replace_partitions=chunk if replace else None,
-                    run_id=run_id,
-                    loaded_at=loaded_at(),
-                    before_insert=before_insert,
-                    companions=[rejected],  # one transaction: rows and quarantine agree
+            staged_days = sorted({*chunk, *stage.partitions, *rejected.partitions})
+            for group in row_bounded_groups(staged_days, stage.partition_rows(), transaction_rows):
+                result.writes.append(
+                    warehouse.write(
+                        stage,
+                        replace_partitions=group if replace else None,
+                        partitions=group,
+                        run_id=run_id,
+                        loaded_at=loaded_at(),
+                        before_insert=before_insert,
+                        companions=[rejected],  # one transaction: rows and quarantine agree
+                    )
                 )
-            )
         log.info(
             "%s: wrote %s..%s (%d rows so far, %d quarantined)",
             report.name,

@@ -24,6 +24,7 @@ from pydantic import Field, PrivateAttr
 from salesexec_assets.api import contract
 from salesexec_assets.api.client import RetrySettings, SalesExecClient, Timeouts
 from salesexec_assets.api.errors import SalesExecError
+from salesexec_assets.loading import TRANSACTION_ROWS
 from salesexec_assets.settings import (
     BASE_URL_VAR,
     LEAD_TYPE_UIDS_VAR,
@@ -177,7 +178,13 @@ class WarehouseResource(ConfigurableResource):
         default=600.0, ge=0, description="How long a write waits for another writer's lock."
     )
     chunk_days: int = Field(
-        default=7, ge=1, description="Days pulled and written per transaction in a range run."
+        default=7, ge=1, description="Days pulled as one API window per lead type in a range run."
+    )
+    transaction_rows: int = Field(
+        default=TRANSACTION_ROWS,
+        ge=1,
+        description="About the most rows one write transaction holds: a chunk's days are "
+        "written in groups of whole days of about this many rows.",
     )
 
     def get_warehouse(self, logger: logging.Logger | None = None) -> DuckDBWarehouse:

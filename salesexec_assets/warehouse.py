@@ -26,7 +26,7 @@ and ``widen`` is commutative, associative and idempotent: the final type of a co
 not depend on the order pages arrive in. Existing values are converted by DuckDB
 (``ALTER ... SET DATA TYPE``) and new values by :func:`coerce_value`, which renders text
 exactly as DuckDB's casts do (``true``, ``2.5``, ``2026-01-02 03:04:05.12``), with one
-rule of ours on both sides: a double that holds an integer (below 2**53, where every
+rule of ours on both sides: a double that holds an integer (up to 2**53, where every
 integer is exact) becomes that integer's text, ``2`` and not ``2.0``. An integer that
 went through a DOUBLE column on its way to VARCHAR thus reads as the source sent it, and
 the text of a value never depends on how its pages were cut. Declared columns are never
@@ -85,7 +85,7 @@ _METADATA_COLUMNS = (LOADED_AT_COLUMN, RUN_ID_COLUMN)
 
 _BIGINT_MIN = -(2**63)
 _BIGINT_MAX = 2**63 - 1
-_EXACT_INTEGERS = 2**53  # every integer below this is exact as a double
+_EXACT_INTEGERS = 2**53  # every integer up to this (included) is exact as a double
 
 _STAGE_TABLE = '"main"."rows"'  # inside the stage file
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock")
@@ -224,7 +224,7 @@ def _to_varchar(value: Any) -> str:
         return str(int(value))
     if isinstance(value, numbers.Real):
         number = float(value)
-        if number.is_integer() and abs(number) < _EXACT_INTEGERS:
+        if number.is_integer() and abs(number) <= _EXACT_INTEGERS:
             return str(int(number))  # as the integer it was: see the module docstring
         return repr(number)  # Python's shortest round-trip form, as DuckDB prints
     if isinstance(value, datetime):
@@ -380,7 +380,7 @@ def _widening_using(column: str, have: ColumnType, target: ColumnType) -> str:
     if (have, target) != (ColumnType.DOUBLE, ColumnType.VARCHAR):
         return ""
     return (
-        f" USING CASE WHEN {column} = trunc({column}) AND abs({column}) < {_EXACT_INTEGERS} "
+        f" USING CASE WHEN {column} = trunc({column}) AND abs({column}) <= {_EXACT_INTEGERS} "
         f"THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END"
     )
 
@@ -419,6 +419,11 @@ def _evolve_columns(
             types[existing] = target
             widened.append((existing, have.value, target.value))
     return types, added, widened
+
+
+def _in_dates(column: str) -> str:
+    """``column IN`` the list of dates given as the statement's next parameter."""
+    return f"{_quote(column)} IN (SELECT UNNEST(CAST(? AS DATE[])))"
 
 
 def _column_definitions(types: Mapping[str, ColumnType]) -> str:
@@ -572,6 +577,16 @@ class RowStage:
         self.column_types = evolved  # only now: a rolled-back ALTER must not be remembered
         self.row_count += len(frame)
         self.partitions |= partitions
+
+    def partition_rows(self) -> dict[date, int]:
+        """How many rows each staged partition holds."""
+        partition = self.spec.partition_column
+        if partition is None or not self.row_count:
+            return {}
+        rows = self._connection().execute(
+            f"SELECT {_quote(partition)}, count(*) FROM {_STAGE_TABLE} GROUP BY 1"
+        ).fetchall()
+        return dict(rows)
 
     def _check_names(self, columns: Collection[str]) -> None:
         """Refuse the warehouse's own columns, and names DuckDB would find equal."""
@@ -878,6 +893,7 @@ class DuckDBWarehouse:
         loaded_at: datetime,
         before_insert: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
         companions: Sequence[RowStage] = (),
+        partitions: Collection[date] | None = None,
     ) -> WriteResult:
         """Move the stage into its table in one transaction, replacing whole partitions.
 
@@ -887,13 +903,16 @@ class DuckDBWarehouse:
         tables in the SAME transaction, replacing the same partitions: rows and the
         records rejected beside them are never written one without the other, even by a
         crash. ``before_insert`` runs between the delete and the insert of ``stage`` (a
-        seam for fault-injection tests). Returns what happened to ``stage``'s table.
+        seam for fault-injection tests). ``partitions`` moves only the staged rows of those
+        partitions (of every stage), so that a large stage can be written in several
+        smaller transactions. Returns what happened to ``stage``'s table.
         """
         stages = (stage, *companions)
+        only = None if partitions is None else tuple(sorted(set(partitions)))
         replaces = []
         for each in stages:
             self._check_name(each.spec)
-            replaces.append(self._replace_set(each, replace_partitions))
+            replaces.append(self._replace_set(each, replace_partitions, only))
         with self._transaction(*stages) as session:
             results = [
                 self._replace_rows(
@@ -903,6 +922,7 @@ class DuckDBWarehouse:
                     replaces[index],
                     [_naive_utc(loaded_at), run_id],
                     before_insert if index == 0 else None,
+                    only,
                 )
                 for index, each in enumerate(stages)
             ]
@@ -925,8 +945,10 @@ class DuckDBWarehouse:
         replace: tuple[date, ...],
         stamps: list[Any],
         before_insert: Callable[[duckdb.DuckDBPyConnection], None] | None,
+        only: tuple[date, ...] | None,
     ) -> WriteResult:
-        """Inside a write transaction: evolve the table, delete ``replace``, insert."""
+        """Inside a write transaction: evolve the table, delete ``replace``, insert (the
+        staged rows of the ``only`` partitions, or all)."""
         con, spec = session.con, stage.spec
         table = spec.qualified_name
         _, added, widened = self._prepare_table(con, spec, stage.column_types)
@@ -934,16 +956,19 @@ class DuckDBWarehouse:
         if replace and spec.partition_column is not None:
             deleted = _count(
                 con,
-                f"DELETE FROM {table} WHERE {_quote(spec.partition_column)} "
-                "IN (SELECT UNNEST(CAST(? AS DATE[])))",
+                f"DELETE FROM {table} WHERE {_in_dates(spec.partition_column)}",
                 [list(replace)],
             )
         if before_insert is not None:
             before_insert(con)
+        where, only_params = "", []
+        if only is not None and spec.partition_column is not None:
+            where = f" WHERE {_in_dates(spec.partition_column)}"
+            only_params = [list(only)]
         written = _count(
             con,
-            f"INSERT INTO {table} BY NAME SELECT *, {_METADATA_SELECT} FROM {stage_table}",
-            stamps,
+            f"INSERT INTO {table} BY NAME SELECT *, {_METADATA_SELECT} FROM {stage_table}{where}",
+            [*stamps, *only_params],
         )
         return WriteResult(
             table=table,
@@ -958,14 +983,19 @@ class DuckDBWarehouse:
 
     @staticmethod
     def _replace_set(
-        stage: RowStage, replace_partitions: Collection[date] | None
+        stage: RowStage,
+        replace_partitions: Collection[date] | None,
+        only: tuple[date, ...] | None,
     ) -> tuple[date, ...]:
+        if only is not None and stage.spec.partition_column is None:
+            raise ValueError(f"{stage.spec.qualified_name} has no partition column to select")
         if replace_partitions is None:
             return ()
         if stage.spec.partition_column is None:
             raise ValueError(f"{stage.spec.qualified_name} has no partition column to replace")
         replace = tuple(sorted(set(replace_partitions)))
-        outside = sorted(stage.partitions.difference(replace))
+        staged = stage.partitions if only is None else stage.partitions.intersection(only)
+        outside = sorted(staged.difference(replace))
         if outside:
             raise ValueError(
                 f"staged rows for partitions {[d.isoformat() for d in outside]} are outside "

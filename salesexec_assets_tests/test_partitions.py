@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from salesexec_assets.loading import row_bounded_groups
 from salesexec_assets.partitions import consecutive_chunks, day_window_utc, local_day
 from salesexec_assets.records import DayLocator
 
@@ -96,3 +97,28 @@ def test_a_range_window_puts_every_instant_in_the_local_day_it_falls_in(
         assert located == local_day(instant, zone)
     else:
         assert located is None
+
+
+def test_a_chunk_is_written_in_groups_of_whole_days_of_bounded_rows() -> None:
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(6)]
+    rows = {days[0]: 30, days[1]: 30, days[2]: 90, days[4]: 10, days[5]: 10}  # day 3: none
+    groups = row_bounded_groups(days, rows, max_rows=60)
+    assert groups == [days[0:2], days[2:3], days[3:6]]  # a day above the bound: alone
+    assert row_bounded_groups(days, {}, max_rows=1) == [days]
+    assert row_bounded_groups([], rows, max_rows=60) == []
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=100), max_size=15),
+    st.integers(min_value=1, max_value=150),
+)
+def test_groups_cover_every_day_once_in_order_within_the_bound(
+    counts: list[int], max_rows: int
+) -> None:
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(len(counts))]
+    rows = dict(zip(days, counts, strict=True))
+    groups = row_bounded_groups(days, rows, max_rows)
+    assert [day for group in groups for day in group] == days
+    for group in groups:
+        total = sum(rows[day] for day in group)
+        assert total <= max_rows or len(group) == 1

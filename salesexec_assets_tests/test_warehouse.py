@@ -729,3 +729,38 @@ def test_reads_inside_reading_share_one_open_file_that_is_released_on_exit(
         assert warehouse.query(f"SELECT max(lead_uid) AS m FROM {TABLE}")["m"].tolist() == [2]
     assert another_process_opens_for_writing(warehouse.path) == "opened"
     assert table_rows(warehouse)["lead_uid"].tolist() == [1, 2]
+
+
+def test_a_stage_can_be_written_in_several_transactions_of_whole_partitions(
+    warehouse, stage_dir
+):
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY2)]], replace=[DAY1, DAY2])
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(10, DAY1), lead(11, DAY1), lead(20, DAY2)])
+        assert stage.partition_rows() == {DAY1: 2, DAY2: 1}
+        first = warehouse.write(
+            stage, replace_partitions=[DAY1], partitions=[DAY1], run_id="r2", loaded_at=LOADED_AT
+        )
+        assert first.rows_written == 2 and first.rows_deleted == 1
+        # between the two transactions the other partition is still the old one, whole
+        assert table_rows(warehouse)["lead_uid"].tolist() == [2, 10, 11]
+        second = warehouse.write(
+            stage, replace_partitions=[DAY2], partitions=[DAY2], run_id="r2", loaded_at=LOADED_AT
+        )
+        assert second.rows_written == 1
+    assert table_rows(warehouse)["lead_uid"].tolist() == [10, 11, 20]
+
+
+def test_staged_rows_of_the_selected_partitions_must_be_inside_the_replaced_ones(
+    warehouse, stage_dir
+):
+    with RowStage(SPEC, stage_dir) as stage:
+        stage.add([lead(10, DAY1), lead(20, DAY2)])
+        with pytest.raises(ValueError, match="outside replace_partitions"):
+            warehouse.write(
+                stage,
+                replace_partitions=[DAY1],
+                partitions=[DAY1, DAY2],
+                run_id="r",
+                loaded_at=LOADED_AT,
+            )
