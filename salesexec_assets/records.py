@@ -251,7 +251,7 @@ class RowBuilder:
                 columns.update(_object_columns(field, values, odd))
             else:
                 columns[field.column] = _converted_column(field, values, odd)
-        columns[PARTITION_COLUMN] = self._partition_column(columns, odd)
+        columns[PARTITION_COLUMN] = self._partition_column(len(plain), columns, odd)
         if odd:
             keep = [index for index in range(len(plain)) if index not in odd]
             columns = {name: [values[index] for index in keep] for name, values in columns.items()}
@@ -277,9 +277,12 @@ class RowBuilder:
             )
         return day
 
-    def _partition_column(self, columns: dict[str, list[Any]], odd: set[int]) -> list[Any]:
+    def _partition_column(
+        self, size: int, columns: dict[str, list[Any]], odd: set[int]
+    ) -> list[Any]:
+        """Each row's partition day, as ``_partition`` gives it; no day: the row is odd."""
         if self.fixed_day is not None:
-            return [self.fixed_day] * len(columns[next(iter(columns))]) if columns else []
+            return [self.fixed_day] * size
         locate = self.locate_day
         days = [
             None if instant is None else locate(instant)
