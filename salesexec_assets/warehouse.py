@@ -88,6 +88,7 @@ _BIGINT_MAX = 2**63 - 1
 _EXACT_INTEGERS = 2**53  # every integer up to this (included) is exact as a double
 
 _STAGE_TABLE = '"main"."rows"'  # inside the stage file
+WRITE_MEMORY_LIMIT = "64MB"  # DuckDB's buffer pool during a warehouse write
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock")
 # the two metadata columns every insert adds; parameters: loaded_at, run_id
 _METADATA_SELECT = (
@@ -826,6 +827,9 @@ class DuckDBWarehouse:
         """
         with self._session() as session:
             con = session.con
+            # A small buffer pool: DuckDB spills beyond it, and a write's peak memory then
+            # stays flat however large the table grows (measured: benchmarks/RESULTS.md).
+            con.execute(f"SET memory_limit = {_sql_string(WRITE_MEMORY_LIMIT)}")
             # Unique aliases, detached explicitly: attachments belong to the database
             # instance, which other connections of this process may share.
             aliases: list[str] = []
