@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import http.server
+import json
 import logging
 import random
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -14,12 +16,14 @@ import pytest
 
 from salesexec_assets.api import contract
 from salesexec_assets.api.client import (
+    MAX_RELOGINS_PER_CALL,
     RetrySettings,
     SalesExecClient,
     parse_retry_after,
     split_window,
 )
 from salesexec_assets.api.errors import (
+    AuthorizationError,
     BadCredentialsError,
     MalformedResponseError,
     RetriesExhaustedError,
@@ -249,7 +253,14 @@ def html_server() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    with serve(Html) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on loopback answering with ``handler``; its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -263,6 +274,43 @@ def test_a_base_url_that_answers_html_is_a_clear_error_at_once(html_server: str)
     with make_client(html_server) as client, pytest.raises(MalformedResponseError, match="HTML"):
         client.lead_types()
     assert client.stats.retries == 0
+
+
+def test_an_api_that_refuses_every_fresh_token_fails_the_call_after_a_few_logins() -> None:
+    logins: list[int] = []
+
+    class RefusesEveryToken(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # the login works...
+            logins.append(1)
+            self._answer(200, {contract.LOGIN_TOKEN: f"token-{len(logins)}"})
+
+        def do_GET(self) -> None:  # ...but no call is ever authorized
+            self._answer(401, {contract.ERROR_MESSAGE: "Authorization has been denied"})
+
+        def _answer(self, status: int, payload: dict[str, str]) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serve(RefusesEveryToken) as base_url, make_client(base_url) as client:
+        with pytest.raises(AuthorizationError, match="refused GET /api/LeadTypes even after 3"):
+            client.lead_types()
+    assert len(logins) == 1 + MAX_RELOGINS_PER_CALL
+
+
+def test_a_token_used_up_by_concurrent_pages_is_renewed_as_often_as_needed() -> None:
+    """Tokens good for 2 calls, 8 pages in flight: most refusals hit tokens that worked."""
+    with sandbox(leads_per_day=60, token_uses=2) as server:
+        with make_client(server.base_url, page_size=5, max_concurrent_requests=8) as client:
+            assert_equals_truth(server, client, report=contract.REPORTS_BY_NAME["all_actions"])
+            stats = client.stats
+            assert stats.logins >= stats.pages / 2  # a token serves two calls at most
 
 
 def test_counters_describe_the_work_done() -> None:

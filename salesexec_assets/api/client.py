@@ -45,7 +45,8 @@ from salesexec_assets.api.errors import (
 )
 from salesexec_assets.api.timestamps import format_api_instant, to_naive_utc
 
-MAX_RELOGINS_PER_CALL = 3
+MAX_RELOGINS_PER_CALL = 3  # fresh logins whose token no call could use: a real refusal
+MAX_TOKEN_REFRESHES_PER_CALL = 50  # refreshes of tokens that worked, then ran out
 PAGES_AHEAD_PER_REQUEST = 4  # pages held ahead of the consumer, per concurrent request
 
 Record = dict[str, Any]
@@ -204,6 +205,7 @@ class SalesExecClient:
         self._rng = rng or random.Random()
         self._token: str | None = None
         self._token_generation = 0
+        self._served_generation = 0  # the newest token generation that served a call
         self._token_lock = threading.Lock()
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_maxsize=max_concurrent_requests + 2, max_retries=0)
@@ -247,6 +249,15 @@ class SalesExecClient:
             return self._current_token()
         return token, generation
 
+    def _token_served(self, generation: int) -> bool:
+        """Whether the token of ``generation`` (or a newer one) served a call."""
+        with self._token_lock:
+            return self._served_generation >= generation > 0
+
+    def _note_served(self, generation: int) -> None:
+        with self._token_lock:
+            self._served_generation = max(self._served_generation, generation)
+
     def _refresh_token(self, seen_generation: int) -> None:
         """Log in again unless another thread already did since ``seen_generation``."""
         with self._token_lock:
@@ -268,20 +279,23 @@ class SalesExecClient:
         endpoint = f"{method} {path}"
         attempts = 0
         waited = 0.0
-        relogins = 0
+        relogins = refreshes = 0
         while True:
             attempts += 1
             try:
                 return self._attempt(method, path, params, json_body, login)
             except _TokenRejected as rejected:
-                # one fresh login per rejection; a few more only because concurrent pages
-                # can use up a short-lived token before this call gets to repeat
-                if relogins >= MAX_RELOGINS_PER_CALL:
+                # One fresh login per rejection. A token that served some call before it
+                # was refused ran out (expired, or used up by concurrent pages): that is
+                # not the API refusing this call, so it counts against a far larger limit.
+                refreshes += 1
+                if not self._token_served(rejected.generation):
+                    relogins += 1
+                if relogins > MAX_RELOGINS_PER_CALL or refreshes > MAX_TOKEN_REFRESHES_PER_CALL:
                     raise AuthorizationError(
-                        f"SalesExec refused {endpoint} even after {relogins} fresh login(s): "
-                        f"{rejected.api_message or 'HTTP 401'}"
+                        f"SalesExec refused {endpoint} even after {refreshes - 1} fresh "
+                        f"login(s): {rejected.api_message or 'HTTP 401'}"
                     ) from None
-                relogins += 1
                 attempts -= 1  # a token refresh is not a failed attempt
                 self._refresh_token(rejected.generation)
             except _Retryable as failure:
@@ -348,6 +362,8 @@ class SalesExecClient:
         status = response.status_code
         endpoint = f"{method} {path}"
         if status == 200:
+            if not login:
+                self._note_served(generation)
             return self._json_body(response, endpoint)
         if status == 429:
             self.stats.add(rate_limited=1)
