@@ -4,6 +4,9 @@ Why it looks the way it does:
 
 - One ``requests.Session`` with explicit connect and read timeouts; the token travels in
   the ``AuthToken`` header, and a 401 on a call triggers one fresh login and one repeat.
+  A call fails after a few fresh tokens that served no call at all (the API refuses it);
+  tokens that worked and then ran out (expired, or used up by concurrent pages) are
+  renewed as often as needed, within a generous bound.
 - Transient failures (429, 5xx, connection errors, timeouts, a 200 whose JSON is cut
   short) are retried with exponential backoff and jitter, bounded by a number of attempts
   AND a total wait. ``Retry-After`` is honoured in seconds and as an HTTP date; a zero or
