@@ -29,13 +29,12 @@ from salesexec_assets.api.timestamps import (
 )
 from salesexec_assets.naming import field_column, snake_case
 from salesexec_assets.partitions import day_window_utc
-from salesexec_assets.warehouse import ColumnType, TableSpec
+from salesexec_assets.warehouse import ColumnType, TableSpec, fits_bigint
 
 SCHEMA = "salesexec"
 PARTITION_COLUMN = "partition_date"
 FIELDS_COLUMN = snake_case(contract.LEAD_FIELDS_OBJECT)
 QUARANTINE_SUFFIX = "__quarantine"
-_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1  # a declared integer column is BIGINT
 
 COLUMN_TYPES: dict[FieldType, ColumnType] = {
     FieldType.INTEGER: ColumnType.BIGINT,
@@ -89,7 +88,7 @@ def _integer(value: Any) -> int:
     if not integral:
         raise ValueError(f"{value!r} is not an integer")
     number = int(value)
-    if not _BIGINT_MIN <= number <= _BIGINT_MAX:
+    if not fits_bigint((number,)):  # a declared integer column is BIGINT
         raise ValueError(f"{value!r} is outside the 64-bit integer range")
     return number
 
@@ -298,7 +297,7 @@ def _converted_column(field: _Field, values: list[Any], odd: set[int]) -> list[A
     if _NoneType in kinds and field.required:
         odd.update(index for index, value in enumerate(values) if value is None)
     native = _NATIVE.get(field.kind)
-    if native is not None and kinds <= {native, _NoneType} and _in_range(values, native):
+    if native is not None and kinds <= {native, _NoneType} and _fits(values, native):
         return values  # already what the column holds: the common case
     if field.kind is FieldType.TIMESTAMP:
         instants = parse_api_timestamp_column(values)
@@ -320,12 +319,9 @@ def _converted_column(field: _Field, values: list[Any], odd: set[int]) -> list[A
     return converted
 
 
-def _in_range(values: list[Any], native: type) -> bool:
+def _fits(values: list[Any], native: type) -> bool:
     """Whether integers all fit the column (BIGINT); other types always do."""
-    if native is not int:
-        return True
-    present = [value for value in values if value is not None]
-    return not present or (min(present) >= _BIGINT_MIN and max(present) <= _BIGINT_MAX)
+    return native is not int or fits_bigint([value for value in values if value is not None])
 
 
 def _object_columns(field: _Field, values: list[Any], odd: set[int]) -> dict[str, list[Any]]:

@@ -72,6 +72,7 @@ __all__ = [
     "WarehouseLockTimeout",
     "WriteResult",
     "coerce_value",
+    "fits_bigint",
     "infer_column_type",
     "remove_stale_stages",
     "widen",
@@ -624,7 +625,8 @@ def _columnar(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     return columns
 
 
-def _fit_bigint(integers: list[int]) -> bool:
+def fits_bigint(integers: Collection[int]) -> bool:
+    """Whether every integer fits a BIGINT column (True when there are none)."""
     return not integers or (min(integers) >= _BIGINT_MIN and max(integers) <= _BIGINT_MAX)
 
 
@@ -641,7 +643,7 @@ def _page_type(values: list[Any]) -> ColumnType | None:
         sample = next(value for value in values if type(value) is python_type)
         if python_type is int:
             integers = [value for value in values if type(value) is int]
-            kind = ColumnType.BIGINT if _fit_bigint(integers) else ColumnType.VARCHAR
+            kind = ColumnType.BIGINT if fits_bigint(integers) else ColumnType.VARCHAR
         else:
             kind = infer_column_type(sample)
         if kind is not None:
@@ -674,7 +676,7 @@ def _already_coerced(values: list[Any], column_type: ColumnType) -> bool:
     if native is None or not kinds <= {native}:
         return False
     if kinds and column_type == ColumnType.BIGINT:
-        return _fit_bigint([value for value in values if value is not None])
+        return fits_bigint([value for value in values if value is not None])
     if kinds and column_type == ColumnType.TIMESTAMP:
         return all(value.tzinfo is None for value in values if value is not None)
     return True
