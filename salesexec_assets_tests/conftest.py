@@ -15,6 +15,7 @@ from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResu
 
 from salesexec_assets.sandbox import SandboxServer, run_sandbox
 from salesexec_assets_tests.figures import Figures
+from salesexec_assets_tests.postgres_server import PostgresServer, run_postgres
 
 SANDBOX_USERNAME = "sandbox"
 # Distinctive, so that a leak into logs, events or output is found by a plain search.
@@ -96,6 +97,22 @@ def point_env_at(warehouse_path: Path, monkeypatch: pytest.MonkeyPatch) -> Point
 def salesexec_env(sandbox: SandboxServer, point_env_at: PointEnv) -> dict[str, str]:
     """The environment points at ``sandbox`` and ``warehouse_path``."""
     return point_env_at(sandbox)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (a throwaway cluster on a free loopback
+    port, removed at the end). Tests take a database of their own: ``postgres_database``."""
+    with run_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    name = postgres_server.create_database()
+    yield name
+    postgres_server.drop_database(name)
 
 
 @pytest.fixture
