@@ -46,7 +46,7 @@ def account_client() -> Iterator[tuple[SalesExecClient, bool]]:
 
     config = SandboxConfig()
     with (
-        run_sandbox(config) as server,
+        run_sandbox(config, contract_overrides=contract.effective()) as server,
         SalesExecClient(
             server.base_url, config.username, config.password, retry=CLI_RETRY
         ) as client,
