@@ -431,6 +431,10 @@ class SalesExecClient:
             if not results or skip >= envelope[contract.ENVELOPE_TOTAL]:
                 return lead_types
 
+    def first_page(self, path: str, params: dict[str, Any], take: int) -> dict[str, Any]:
+        """The first page (``Skip=0``) of a list endpoint: the probe's one call."""
+        return self._get_page(path, params, 0, take)
+
     def awaiting_import_count(self, lead_type_uid: int) -> Record:
         """The number of leads awaiting import for a lead type, as of now."""
         report = contract.REPORTS_BY_NAME["leads_awaiting_import_count"]
