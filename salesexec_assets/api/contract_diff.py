@@ -83,11 +83,7 @@ class Comparison:
                     f"{section}.{key}: maybe {' or '.join(sorted(values))} ({places}); not sure, "
                     "decide and add it above"
                 )
-        comments.extend(
-            f"not mapped: {d.line}"
-            for d in self.differences
-            if d.rename is None or not d.rename.confident
-        )
+        comments.extend(f"not mapped: {d.line}" for d in self.differences if d.rename is None)
         return {name: entries for name, entries in sections.items() if entries}, comments
 
     def confident_renames(self) -> int:
@@ -117,7 +113,12 @@ def pair(
     candidates: Sequence[tuple[str, str | None]],
     positions: Mapping[str, int],
 ) -> tuple[str | None, bool]:
-    """The closest of ``candidates`` (name, type) to ``wanted``, and whether it is sure."""
+    """The closest of ``candidates`` (name, type) to ``wanted``, and whether it is sure.
+
+    Sure: the same name but for case; the one candidate of the same type; the one of the
+    same type at the same position; a spelling ``difflib`` finds clearly closest. Else the
+    likeliest by spelling, or of the same type, unsure; or None.
+    """
     if not candidates:
         return None, False
     for name, _ in candidates:
@@ -135,7 +136,10 @@ def pair(
     runner_up = _ratio(wanted, ranked[1][0]) if len(ranked) > 1 else 0.0
     if best_ratio >= CLOSE_RATIO and best_ratio - runner_up >= 0.1:
         return best, True
-    return (best, False) if best_ratio >= LIKELY_RATIO else (None, False)
+    if best_ratio >= LIKELY_RATIO:
+        return best, False
+    ranked_same_type = [name for name, _ in ranked if name in same_type]
+    return (ranked_same_type[0], False) if ranked_same_type else (None, False)
 
 
 class _Comparer:
@@ -260,8 +264,9 @@ class _Comparer:
                 required = "required" if parameter.required else "optional"
                 rename = None
                 if closest:
-                    paired.add(closest)
                     rename = Rename("parameters", parameter.name, closest, where, confident)
+                if confident:
+                    paired.add(closest)
                 self.differ(
                     where,
                     f"{parameter.place} parameter {label} ({required}) is not in the document",
@@ -308,8 +313,9 @@ class _Comparer:
                 closest, confident = pair(api_name, kind.value, index, candidates, positions)
                 rename = None
                 if closest:
-                    paired.add(closest)
                     rename = Rename("fields", name, closest, where, confident)
+                if confident:
+                    paired.add(closest)
                 text = f"{what} {label} ({kind.value}) is not in the document"
                 self.differ(where, text, closest, rename)
                 continue

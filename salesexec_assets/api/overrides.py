@@ -283,13 +283,9 @@ def overrides_from_environment(environ: Mapping[str, str] | None = None) -> Cont
 def dump_overrides(overrides: Mapping[str, Mapping[str, str]], comments: list[str]) -> str:
     """An overrides file's text: the sections, then ``comments`` as YAML comments."""
     lines: list[str] = []
-    for section in SECTIONS:
-        entries = overrides.get(section) or {}
-        if entries:
-            lines.append(f"{section}:")
-            lines.extend(f"  {key}: {value}" for key, value in entries.items())
-    if not lines:
-        lines.append("{}  # nothing to rename")
+    for section in SECTIONS:  # every section, even empty: a person may add to it
+        lines.append(f"{section}:")
+        lines.extend(f"  {key}: {value}" for key, value in (overrides.get(section) or {}).items())
     if comments:
         lines.append("")
         lines.extend(f"# {comment}" for comment in comments)
