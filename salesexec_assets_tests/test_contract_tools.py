@@ -37,6 +37,7 @@ from salesexec_assets_tests.conftest import (
     salesexec_environment,
 )
 from salesexec_assets_tests.e2e_truth import compare_with_truth
+from salesexec_assets_tests.test_cli import salesexec
 
 OVERRIDES_VAR = "SALESEXEC_CONTRACT_OVERRIDES"
 
@@ -61,21 +62,6 @@ FULL_DIALECT = (
 )
 
 
-def salesexec(
-    *args: str, env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The ``salesexec`` command, with only ``env``'s SALESEXEC_* variables."""
-    clean = {name: value for name, value in os.environ.items() if not name.startswith("SALESEXEC_")}
-    return subprocess.run(
-        [sys.executable, "-m", "salesexec_assets.cli", *args],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
-
-
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
@@ -93,6 +79,18 @@ def test_contract_diff_against_the_sandbox_own_document_finds_no_difference(
     assert f"{sandbox.base_url}{SWAGGER_PATH} (Swagger 2.0)" in done.stdout
     assert "8 of the contract's endpoints found" in done.stdout
     assert SANDBOX_PASSWORD not in done.stdout + done.stderr
+
+
+def test_contract_diff_logs_in_when_the_document_needs_a_login(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    server = start_sandbox(swagger_needs_login=True)
+    assert requests.get(server.base_url + SWAGGER_PATH, timeout=30).status_code == 401
+    done = salesexec("contract", "diff", env=salesexec_environment(server, tmp_path / "w.duckdb"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "summary: 0 difference(s)" in done.stdout
+    assert SANDBOX_PASSWORD not in done.stdout + done.stderr
+    assert not any(token in done.stdout + done.stderr for token in server.issued_tokens)
 
 
 def test_the_sandbox_serves_a_swagger_document_generated_from_the_contract(

@@ -9,7 +9,8 @@ path, 400 "the parameter ... is required" for a parameter). The endpoints themse
 layer renames requests on the way in and answers on the way out.
 
 ``GET /swagger/docs/v1`` answers the Swagger 2.0 document generated from the contract in
-the same dialect, so the document and the API never disagree.
+the same dialect, so the document and the API never disagree (to a logged-in caller
+only, when the server is told that the document needs a login).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from salesexec_assets.api.contract import ERROR_MESSAGE
 from salesexec_assets.api.endpoints import ENDPOINTS_BY_NAME
 from salesexec_assets.api.overrides import NO_OVERRIDES, ContractOverrides, api_message
 from salesexec_assets.api.swagger import SWAGGER_PATH, contract_document
-from salesexec_assets.sandbox.app import _route_key, not_found
-from salesexec_assets.sandbox.messages import Request, Response, json_response
+from salesexec_assets.sandbox.app import DENIED_MESSAGE, _route_key, not_found
+from salesexec_assets.sandbox.messages import Request, Response, error_response, json_response
 
 Handler = Callable[[Request], Response]
 
@@ -48,8 +49,13 @@ def _contract_names(
 class Dialect:
     """Renames between an API dialect and the contract, around the sandbox's endpoints."""
 
-    def __init__(self, overrides: ContractOverrides = NO_OVERRIDES) -> None:
+    def __init__(
+        self,
+        overrides: ContractOverrides = NO_OVERRIDES,
+        document_login: Callable[[Request], bool] | None = None,
+    ) -> None:
         self.overrides = overrides
+        self._document_login = document_login  # None: the document is public
         document = json.dumps(contract_document(overrides), indent=1)
         self._document = json_response(200, document)
         # the contract's paths of the renamed endpoints: this API has other names for them
@@ -59,6 +65,8 @@ class Dialect:
     def handle(self, request: Request, endpoints: Handler) -> Response:
         """Answer ``request`` in the dialect, with ``endpoints`` answering in the contract."""
         if _route_key(request.path) == _route_key(SWAGGER_PATH) and request.method == "GET":
+            if self._document_login is not None and not self._document_login(request):
+                return error_response(401, DENIED_MESSAGE)
             return self._document
         if self.overrides.empty:
             return endpoints(request)
