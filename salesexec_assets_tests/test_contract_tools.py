@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -480,3 +482,47 @@ def test_probe_with_the_overrides_of_a_full_dialect_says_which_and_answers_every
     assert f"contract overrides: 11 from {dialect}: paths.authenticate=/api/Login" in done.stdout
     assert "POST /api/Login" in done.stdout and "GET /api/ClosedLeads" in done.stdout
     assert "summary: 8 endpoints, 8 answered, 0 failed" in done.stdout
+
+
+# --- the sandbox's command line -------------------------------------------------------------
+
+
+def test_salesexec_sandbox_with_contract_overrides_serves_the_dialect_and_its_document(
+    tmp_path: Path,
+) -> None:
+    dialect = write(tmp_path / "dialect.yaml", REPORT_DIALECT)
+    command = [
+        sys.executable, "-m", "salesexec_assets.sandbox.cli", "--port", "0",
+        "--contract-overrides", str(dialect),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready and process.stdout is not None, "the sandbox printed no base URL"
+        base_url = process.stdout.readline().strip()
+        document = requests.get(base_url + SWAGGER_PATH, timeout=30).json()
+        assert "/api/ClosedLeads" in document["paths"]
+        assert "/api/Leads/Closed" not in document["paths"]
+        served = requests.get(base_url + "/api/Leads/Closed", timeout=30)
+        assert served.status_code == 404
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0
+        assert f"contract overrides 7 from {dialect}" in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_salesexec_sandbox_refuses_a_broken_overrides_file_naming_file_and_key(
+    tmp_path: Path,
+) -> None:
+    broken = write(tmp_path / "broken.yaml", "fields:\n  NoSuchField: X\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "salesexec_assets.sandbox.cli", "--port", "0",
+         "--contract-overrides", str(broken)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"{broken}: fields.NoSuchField" in done.stderr
