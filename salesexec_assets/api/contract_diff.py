@@ -209,7 +209,7 @@ class _Comparer:
         declared = op.records if endpoint.paged else op.answer
         if declared is None or (op.records_field is not None) != endpoint.paged:
             return False
-        expected = {self.overrides.field(name) for name in endpoint.record}
+        expected = {self.overrides.api_field(name) for name in endpoint.record}
         return len(expected & set(declared)) * 2 >= len(expected)
 
     def _operation(self, endpoint: Endpoint, op: Operation) -> None:
@@ -230,7 +230,7 @@ class _Comparer:
         if op.records is None or op.records_field is None:
             self.differ(where, "the answer is not a list envelope (no list of records in it)")
             return
-        results = self.overrides.field(contract.ENVELOPE_RESULTS)
+        results = self.overrides.api_field(contract.ENVELOPE_RESULTS)
         if op.records_field != results:
             self.differ(
                 where,
@@ -250,7 +250,7 @@ class _Comparer:
             if not (p.place == "header" and p.name.lower() == contract.AUTH_HEADER.lower())
         }
         positions = {name: index for index, name in enumerate(declared)}
-        expected = {self.overrides.parameter(p.name): p for p in endpoint.parameters}
+        expected = {self.overrides.api_parameter(p.name): p for p in endpoint.parameters}
         extras = [(name, p.type) for name, p in declared.items() if name not in expected]
         paired: set[str] = set()
         for index, (api_name, parameter) in enumerate(expected.items()):
@@ -301,7 +301,8 @@ class _Comparer:
         expected: Mapping[str, FieldType],
         declared: Mapping[str, str],
     ) -> None:
-        api_names = {self.overrides.field(name): (name, kind) for name, kind in expected.items()}
+        api_field = self.overrides.api_field
+        api_names = {api_field(name): (name, kind) for name, kind in expected.items()}
         extras = [(name, kind) for name, kind in declared.items() if name not in api_names]
         positions = {name: index for index, name in enumerate(declared)}
         paired: set[str] = set()

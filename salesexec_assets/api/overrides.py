@@ -87,25 +87,25 @@ class ContractOverrides:
         """The API's path for a contract path (the client's calls go by path)."""
         return self._api_paths.get(contract_path, contract_path)
 
-    def parameter(self, name: str) -> str:
+    def api_parameter(self, name: str) -> str:
         return self.parameters.get(name, name)
 
-    def field(self, name: str) -> str:
+    def api_field(self, name: str) -> str:
         return self.fields.get(name, name)
 
     def api_params(self, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """Query parameters under the API's names."""
         if params is None or not self.parameters:
             return None if params is None else dict(params)
-        return {self.parameter(name): value for name, value in params.items()}
+        return {self.api_parameter(name): value for name, value in params.items()}
 
     def api_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """A JSON object (a record, the login body or answer) under the API's names."""
-        return {self.field(name): value for name, value in record.items()}
+        return {self.api_field(name): value for name, value in record.items()}
 
     def api_payload(self, payload: Any) -> Any:
         """An answer as the API spells it: the envelope and its records, or one object."""
-        return _rename_payload(payload, self.api_record, self.field(contract.ENVELOPE_RESULTS))
+        return _rename_payload(payload, self.api_record, self.api_field(contract.ENVELOPE_RESULTS))
 
     # --- the API's name -> contract name -----------------------------------------------
     def contract_path(self, api_path: str) -> str | None:
@@ -233,7 +233,7 @@ def _refuse_collisions(overrides: ContractOverrides) -> None:
         },
     }
     for scope, names in scopes.items():
-        rename = overrides.parameter if scope.endswith("parameters") else overrides.field
+        rename = overrides.api_parameter if scope.endswith("parameters") else overrides.api_field
         section = "parameters" if scope.endswith("parameters") else "fields"
         renamed = overrides.parameters if section == "parameters" else overrides.fields
         seen: dict[str, str] = {}

@@ -49,7 +49,7 @@ def _camel(name: str) -> str:
 def _object_schema(
     fields: Mapping[str, FieldType], overrides: ContractOverrides
 ) -> dict[str, Any]:
-    properties = {overrides.field(name): SCHEMA_OF_TYPE[kind] for name, kind in fields.items()}
+    properties = {overrides.api_field(name): SCHEMA_OF_TYPE[kind] for name, kind in fields.items()}
     return {"type": "object", "properties": properties}
 
 
@@ -62,7 +62,7 @@ def _operation(
     if endpoint.paged:
         page_name = f"{_camel(endpoint.name)}Page"
         page = _object_schema(ENVELOPE, overrides)
-        page["properties"][overrides.field(contract.ENVELOPE_RESULTS)] = {
+        page["properties"][overrides.api_field(contract.ENVELOPE_RESULTS)] = {
             "type": "array",
             "items": answer,
         }
@@ -70,7 +70,7 @@ def _operation(
         answer = {"$ref": f"#/definitions/{page_name}"}
     parameters: list[dict[str, Any]] = [
         {
-            "name": overrides.parameter(parameter.name),
+            "name": overrides.api_parameter(parameter.name),
             "in": parameter.place,
             "required": parameter.required,
             **SCHEMA_OF_TYPE[parameter.type],
@@ -80,7 +80,7 @@ def _operation(
     if endpoint.body is not None:
         body_name = f"{_camel(endpoint.name)}Request"
         definitions[body_name] = _object_schema(endpoint.body, overrides)
-        definitions[body_name]["required"] = [overrides.field(name) for name in endpoint.body]
+        definitions[body_name]["required"] = [overrides.api_field(name) for name in endpoint.body]
         parameters.append(
             {
                 "name": "request",

@@ -100,7 +100,7 @@ class Dialect:
         except ValueError:
             return response
         payload = self.overrides.api_payload(payload)
-        message_field = self.overrides.field(ERROR_MESSAGE)
+        message_field = self.overrides.api_field(ERROR_MESSAGE)
         if isinstance(payload, dict) and isinstance(payload.get(message_field), str):
             payload[message_field] = api_message(self.overrides, payload[message_field])
         return Response(response.status, json.dumps(payload).encode("utf-8"), response.headers)
