@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -104,8 +104,9 @@ class ContractOverrides:
         return {self.api_field(name): value for name, value in record.items()}
 
     def api_payload(self, payload: Any) -> Any:
-        """An answer as the API spells it: the envelope and its records, or one object."""
-        return _rename_payload(payload, self.api_record, self.api_field(contract.ENVELOPE_RESULTS))
+        """A parsed answer renamed IN PLACE as the API spells it: the envelope and its
+        records, or one object."""
+        return _rename_payload(payload, self.fields, self.api_field(contract.ENVELOPE_RESULTS))
 
     # --- the API's name -> contract name -----------------------------------------------
     def contract_path(self, api_path: str) -> str | None:
@@ -117,15 +118,12 @@ class ContractOverrides:
         """The contract parameter a renamed API parameter stands for, or None."""
         return self._contract_parameters.get(api_name)
 
-    def contract_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        names = self._contract_fields
-        return {names.get(name, name): value for name, value in record.items()}
-
     def contract_payload(self, payload: Any) -> Any:
-        """An answer of the API under the contract's names (no copy when nothing is renamed)."""
+        """A parsed answer of the API renamed IN PLACE to the contract's names (it was just
+        parsed: nobody else holds it, and a page is not copied record by record)."""
         if not self.fields:
             return payload
-        return _rename_payload(payload, self.contract_record, contract.ENVELOPE_RESULTS)
+        return _rename_payload(payload, self._contract_fields, contract.ENVELOPE_RESULTS)
 
     # --- for people --------------------------------------------------------------------
     def as_dict(self) -> dict[str, dict[str, str]]:
@@ -148,18 +146,26 @@ class ContractOverrides:
 NO_OVERRIDES = ContractOverrides()
 
 
-def _rename_payload(
-    payload: Any, rename: Callable[[Mapping[str, Any]], dict[str, Any]], results: str
-) -> Any:
-    """``payload`` renamed by ``rename``; in an envelope (``results`` holds a list), each
-    record too. A lead's ``Fields`` object keeps its keys: they are the account's."""
+def _rename_keys(obj: dict[str, Any], renames: Mapping[str, str]) -> None:
+    """Rename ``obj``'s keys in place; all are taken out before any is put back, so a
+    swap of two names (``A: B`` and ``B: A``) loses nothing."""
+    moved = [(new, obj.pop(old)) for old, new in renames.items() if old in obj]
+    obj.update(moved)
+
+
+def _rename_payload(payload: Any, renames: Mapping[str, str], results: str) -> Any:
+    """``payload`` with its keys renamed in place; in an envelope (``results`` names the
+    list), each record's too. A lead's ``Fields`` object keeps its keys: they are the
+    account's own."""
     if not isinstance(payload, dict):
         return payload
-    renamed = rename(payload)
-    records = renamed.get(results)
+    _rename_keys(payload, renames)
+    records = payload.get(results)
     if isinstance(records, list):
-        renamed[results] = [rename(r) if isinstance(r, dict) else r for r in records]
-    return renamed
+        for record in records:
+            if isinstance(record, dict):
+                _rename_keys(record, renames)
+    return payload
 
 
 def _rename_in_text(text: str, renames: Mapping[str, str]) -> str:
