@@ -24,7 +24,8 @@ import pytest
 import requests
 from dagster import AssetKey
 
-from salesexec_assets.api.contract import REPORTS
+from salesexec_assets.api.client import SalesExecClient
+from salesexec_assets.api.contract import REPORTS, REPORTS_BY_NAME
 from salesexec_assets.api.overrides import CONTRACT_OVERRIDES_VAR, load_overrides
 from salesexec_assets.api.swagger import SWAGGER_PATH, contract_document
 from salesexec_assets.assets import report_asset_key
@@ -41,6 +42,7 @@ from salesexec_assets_tests.conftest import (
 )
 from salesexec_assets_tests.e2e_truth import compare_with_truth
 from salesexec_assets_tests.test_cli import salesexec
+from salesexec_assets_tests.truth import canonical_record
 
 # A dialect every report notices: a path, the lead type and window parameters, and record
 # fields of leads, actions and branch counts renamed.
@@ -549,3 +551,22 @@ def test_probe_names_missing_extra_and_retyped_fields_and_shows_no_value(
     assert lines["all_leads"].endswith("type differs: LeadUID, LeadGuid"), lines["all_leads"]
     assert lines["branch_lead_count"].endswith("as the contract (4 fields)")
     assert leaked_values(server, done.stdout + done.stderr) == []
+
+
+def test_a_client_with_overrides_that_swap_two_names_reads_every_record_as_the_truth(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    swapped = write(
+        tmp_path / "swapped.yaml",
+        "parameters:\n  StartDate: EndDate\n  EndDate: StartDate\n"
+        "fields:\n  LeadUID: LeadGuid\n  LeadGuid: LeadUID\n",
+    )
+    server = start_sandbox(contract_overrides=swapped)
+    report = REPORTS_BY_NAME["all_leads"]
+    start, end = datetime(2026, 11, 1), datetime(2026, 11, 3)
+    with SalesExecClient(
+        server.base_url, "sandbox", SANDBOX_PASSWORD, contract_overrides=load_overrides(swapped)
+    ) as client:
+        read = [r for page in client.iter_report_pages(report, 1, start, end) for r in page]
+    truth = server.truth(report.name, 1, start, end)
+    assert [canonical_record(report, record) for record in read] == truth
