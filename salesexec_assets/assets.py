@@ -26,6 +26,7 @@ from dagster import (
     asset,
 )
 
+from salesexec_assets.api import contract
 from salesexec_assets.api.contract import PERSONAL_FIELDS, Pull, Report
 from salesexec_assets.checks import evaluate_report_checks, report_check_specs
 from salesexec_assets.loading import LoadResult, WriteMode, load_report
@@ -236,6 +237,7 @@ def materialization_metadata(
         if salesexec.uses_sandbox
         else "SalesExec API",
         "from_sandbox": salesexec.uses_sandbox,
+        "contract_overrides": contract.effective().describe(),
         "warehouse_path": MetadataValue.path(str(store.path)),
         "preview": MetadataValue.md(
             preview.to_markdown(index=False) if not preview.empty else "(no rows)"

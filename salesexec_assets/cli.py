@@ -4,6 +4,8 @@ The connector's credential pane and its "Lead Type UID" menu, on the command lin
 
     salesexec check         # logs in; exit 0 when the credentials work
     salesexec lead-types    # UID and name of every lead type (for SALESEXEC_LEAD_TYPE_UIDS)
+    salesexec probe         # each endpoint once: status, TotalCount, latency, field names
+    salesexec contract diff # the API's Swagger document against the contract in effect
 
 It reads the same ``SALESEXEC_*`` variables as the pipeline; without credentials it
 answers from the embedded sandbox, and says so.
@@ -18,6 +20,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from salesexec_assets import contract_command, probe
 from salesexec_assets.api import contract
 from salesexec_assets.api.client import RetrySettings, SalesExecClient
 from salesexec_assets.api.errors import SalesExecError
@@ -46,7 +49,7 @@ def account_client() -> Iterator[tuple[SalesExecClient, bool]]:
 
     config = SandboxConfig()
     with (
-        run_sandbox(config) as server,
+        run_sandbox(config, contract_overrides=contract.effective()) as server,
         SalesExecClient(
             server.base_url, config.username, config.password, retry=CLI_RETRY
         ) as client,
@@ -59,12 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="log in with SALESEXEC_USERNAME/SALESEXEC_PASSWORD")
     commands.add_parser("lead-types", help="list the account's lead types (UID and name)")
+    commands.add_parser("probe", help="call each endpoint once: status, TotalCount, field names")
+    contract_command.add_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if args.command == "contract":
+        return contract_command.main(args, account_client)
     try:
         with account_client() as (client, sandbox):
             if sandbox:
                 print("(no SalesExec credentials set: answering from the embedded sandbox)")
+            if args.command == "probe":
+                return probe.main(client, load_settings().lead_type_uids)
             if args.command == "check":
                 client.authenticate()
                 print(f"OK: logged in to {client.base_url} as {client.username!r}")

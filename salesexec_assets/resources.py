@@ -107,7 +107,10 @@ class SalesExecResource(ConfigurableResource):
             return
         from salesexec_assets.sandbox import SandboxConfig, SandboxServer
 
-        server = SandboxServer(SandboxConfig(leads_per_day=self.sandbox_leads_per_day))
+        server = SandboxServer(  # speaking the dialect the client is told to speak
+            SandboxConfig(leads_per_day=self.sandbox_leads_per_day),
+            contract_overrides=contract.effective(),
+        )
         server.start()
         self._sandbox = server
         self._sandbox_url = server.base_url

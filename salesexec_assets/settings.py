@@ -14,6 +14,13 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from salesexec_assets.api.overrides import CONTRACT_OVERRIDES_VAR as CONTRACT_OVERRIDES_VAR
+from salesexec_assets.api.overrides import (
+    ContractOverrides,
+    OverridesError,
+    overrides_from_environment,
+)
+
 SANDBOX = "sandbox"
 DEFAULT_START_DATE = date(2024, 1, 1)
 DEFAULT_DUCKDB_PATH = Path("data") / "salesexec_warehouse.duckdb"
@@ -42,6 +49,7 @@ class Settings:
     timezone: str
     start_date: date
     duckdb_path: Path
+    contract_overrides: ContractOverrides | None = None  # None: not read (see load_settings)
 
     @property
     def uses_embedded_sandbox(self) -> bool:
@@ -103,6 +111,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     start_date = parse_start_date(value(START_DATE_VAR) or DEFAULT_START_DATE.isoformat())
     if start_date > date.today():
         raise SettingsError(f"{START_DATE_VAR}={start_date} is in the future")
+    try:
+        overrides = overrides_from_environment(env)
+    except OverridesError as error:
+        raise SettingsError(str(error)) from None
     return Settings(
         base_url=base_url,
         has_credentials=bool(username),
@@ -110,4 +122,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         timezone=parse_timezone(value(TIMEZONE_VAR) or "UTC"),
         start_date=start_date,
         duckdb_path=Path(value(DUCKDB_PATH_VAR) or DEFAULT_DUCKDB_PATH),
+        contract_overrides=overrides,
     )

@@ -18,6 +18,9 @@ Why it looks the way it does:
   or miss one. Rows are de-duplicated by the report's key, and when a pass over the
   window read fewer distinct rows than the API's final ``TotalCount`` the window is read
   again, yielding only rows not seen yet; each re-read is judged by what it read itself.
+- Contract overrides (``SALESEXEC_CONTRACT_OVERRIDES``) apply at the HTTP boundary, in
+  :meth:`SalesExecClient._request` alone: paths, parameters and body fields go out under
+  the API's names, answers come back under the contract's, and nothing else changes.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from salesexec_assets.api.errors import (
     RetriesExhaustedError,
     SalesExecRequestError,
 )
+from salesexec_assets.api.overrides import ContractOverrides
 from salesexec_assets.api.timestamps import format_api_instant, to_naive_utc
 
 MAX_RELOGINS_PER_CALL = 3  # fresh logins whose token no call could use: a real refusal
@@ -188,6 +192,7 @@ class SalesExecClient:
         max_window_rereads: int = 3,
         logger: logging.Logger | None = None,
         rng: random.Random | None = None,
+        contract_overrides: ContractOverrides | None = None,
     ) -> None:
         if not 1 <= page_size <= contract.TAKE_MAX:
             raise ValueError(
@@ -204,6 +209,8 @@ class SalesExecClient:
         self.max_concurrent_requests = max_concurrent_requests
         self.max_window_rereads = max_window_rereads
         self.log = logger or logging.getLogger(__name__)
+        # the API's names where they differ from the contract's; default: the environment's
+        self.overrides = contract_overrides or contract.effective()
         self.stats = ClientStats()
         self._rng = rng or random.Random()
         self._token: str | None = None
@@ -277,8 +284,17 @@ class SalesExecClient:
         params: dict[str, Any] | None = None,
         json_body: dict[str, Any] | None = None,
         login: bool = False,
+        as_sent: bool = False,
     ) -> Any:
-        """Send one call until it succeeds, fails for good, or the retry budget runs out."""
+        """Send one call until it succeeds, fails for good, or the retry budget runs out.
+
+        ``path``, ``params`` and ``json_body`` use the contract's names and so does the
+        answer (``as_sent``: the answer as the API wrote it).
+        """
+        path = self.overrides.api_path(path)
+        params = self.overrides.api_params(params)
+        if json_body is not None:
+            json_body = self.overrides.api_record(json_body)
         endpoint = f"{method} {path}"
         attempts = 0
         waited = 0.0
@@ -286,7 +302,8 @@ class SalesExecClient:
         while True:
             attempts += 1
             try:
-                return self._attempt(method, path, params, json_body, login)
+                answer = self._attempt(method, path, params, json_body, login)
+                return answer if as_sent else self.overrides.contract_payload(answer)
             except _TokenRejected as rejected:
                 # One fresh login per rejection. A token that served some call before it
                 # was refused ran out (expired, or used up by concurrent pages): that is
@@ -398,6 +415,10 @@ class SalesExecClient:
             raise _Retryable("HTTP 200 with a body that is not valid JSON (truncated?)") from None
 
     # --- the API's calls --------------------------------------------------------------------
+    def get_document(self, path: str) -> Any:
+        """A JSON document of the API that is not a report (its Swagger), logged in, as sent."""
+        return self._request("GET", path, as_sent=True)
+
     def lead_types(self) -> list[Record]:
         """Every lead type of the account (UID, GUID, name): the connector's menu."""
         lead_types: list[Record] = []
@@ -409,6 +430,10 @@ class SalesExecClient:
             skip += len(results)
             if not results or skip >= envelope[contract.ENVELOPE_TOTAL]:
                 return lead_types
+
+    def first_page(self, path: str, params: dict[str, Any], take: int) -> dict[str, Any]:
+        """The first page (``Skip=0``) of a list endpoint: the probe's one call."""
+        return self._get_page(path, params, 0, take)
 
     def awaiting_import_count(self, lead_type_uid: int) -> Record:
         """The number of leads awaiting import for a lead type, as of now."""

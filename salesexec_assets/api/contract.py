@@ -7,6 +7,9 @@ says otherwise, correct this module and the rest of the code follows.
 
 The six Domo reports are described as data (:data:`REPORTS`): endpoint, window field,
 primary key, record kind and how a day is pulled. One code path serves them all.
+
+A user who cannot edit this module corrects it with an overrides file instead
+(``SALESEXEC_CONTRACT_OVERRIDES``): :func:`effective` is the contract in effect.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from salesexec_assets.api.overrides import ContractOverrides
 
 DEFAULT_BASE_URL = "https://restapi.sales-exec.net"
 
@@ -243,3 +250,15 @@ REPORTS: tuple[Report, ...] = (
 )
 
 REPORTS_BY_NAME: dict[str, Report] = {report.name: report for report in REPORTS}
+
+
+def effective() -> ContractOverrides:
+    """The contract in effect: these names, renamed by the file that
+    ``SALESEXEC_CONTRACT_OVERRIDES`` names (see :mod:`salesexec_assets.api.overrides`).
+
+    The client and the embedded sandbox both ask here, so they always agree; tables and
+    columns keep the names above whatever the API calls them.
+    """
+    from salesexec_assets.api.overrides import overrides_from_environment
+
+    return overrides_from_environment()

@@ -75,6 +75,11 @@ def envelope(total: int, skip: int, take: int, rows: Sequence[Row]) -> Response:
     return json_response(200, text)
 
 
+def not_found(path: str) -> Response:
+    """ASP.NET's answer to a path it has no route for."""
+    return error_response(404, f"No HTTP resource was found that matches the request URI '{path}'.")
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -150,9 +155,7 @@ class SandboxApp:
         """Answer one request as the contract says (errors included)."""
         route = self._routes.get(_route_key(request.path))
         if route is None:
-            return error_response(
-                404, f"No HTTP resource was found that matches the request URI '{request.path}'."
-            )
+            return not_found(request.path)
         if request.method != route.method:
             return error_response(
                 405,

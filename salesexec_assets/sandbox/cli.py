@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 from types import FrameType
 
+from salesexec_assets.api.overrides import OverridesError
 from salesexec_assets.sandbox.config import Faults, SandboxConfig
 from salesexec_assets.sandbox.server import SandboxServer
 
@@ -44,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"default: ${PASSWORD_ENV} or 'sandbox'",
     )
     serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    serve.add_argument(
+        "--contract-overrides",
+        metavar="FILE",
+        default=None,
+        help="speak the API dialect of this contract overrides file (renamed paths, "
+        "parameters, fields) instead of the contract; /swagger/docs/v1 says so too",
+    )
     data = parser.add_argument_group("data")
     data.add_argument("--seed", type=int, default=7)
     data.add_argument("--leads-per-day", type=int, default=50, help="per lead type and day")
@@ -105,11 +113,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
-    with SandboxServer(config, args.host, args.port, verbose=args.verbose) as server:
+    try:
+        server = SandboxServer(
+            config,
+            args.host,
+            args.port,
+            verbose=args.verbose,
+            contract_overrides=args.contract_overrides,
+        )
+    except OverridesError as error:
+        parser.error(str(error))
+    with server:
         print(server.base_url, flush=True)
         print(
             f"SalesExec sandbox: user {config.username!r}, seed {config.seed}, "
-            f"{config.leads_per_day} leads per lead type and day, faults {config.faults}. "
+            f"{config.leads_per_day} leads per lead type and day, faults {config.faults}, "
+            f"contract overrides {server.dialect.overrides.describe()}. "
             "Ctrl+C stops.",
             file=sys.stderr,
             flush=True,

@@ -13,14 +13,18 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from salesexec_assets.api.contract import AUTH_HEADER
+from salesexec_assets.api.overrides import NO_OVERRIDES, ContractOverrides, load_overrides
 from salesexec_assets.sandbox.app import SandboxApp
 from salesexec_assets.sandbox.config import Faults, SandboxConfig, configure
+from salesexec_assets.sandbox.dialect import Dialect
 from salesexec_assets.sandbox.faults import FaultInjector
 from salesexec_assets.sandbox.messages import (
     JSON_CONTENT_TYPE,
@@ -29,7 +33,7 @@ from salesexec_assets.sandbox.messages import (
     error_response,
 )
 from salesexec_assets.sandbox.state import Insertion, LiveData
-from salesexec_assets.sandbox.tokens import TokenStore
+from salesexec_assets.sandbox.tokens import TokenState, TokenStore
 
 IDLE_CONNECTION_SECONDS = 30
 
@@ -128,6 +132,8 @@ class SandboxServer:
         port: int = 0,
         *,
         verbose: bool = False,
+        contract_overrides: ContractOverrides | str | Path | None = None,
+        swagger_needs_login: bool = False,
     ) -> None:
         self.config = config or SandboxConfig()
         self.verbose = verbose
@@ -135,6 +141,10 @@ class SandboxServer:
         self._faults = FaultInjector(self.config.faults)
         self._tokens = TokenStore()
         self._app = SandboxApp(self.config, self.data, self._faults, self._tokens)
+        # the names it speaks: the contract's, or the dialect of an overrides file
+        self.dialect = Dialect(
+            _overrides(contract_overrides), self._logged_in if swagger_needs_login else None
+        )
         self._address = (host, port)
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -188,6 +198,12 @@ class SandboxServer:
         return f"http://{host}:{port}"
 
     # --- serving -------------------------------------------------------------------------
+    def _logged_in(self, request: Request) -> bool:
+        """Whether the request carries a live token (for the document, when it needs one)."""
+        token = request.headers.get(AUTH_HEADER)
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        return self._tokens.use(token, None, now) is TokenState.LIVE
+
     def respond(self, request: Request) -> Response:
         """One request through the faults and the contract's endpoints."""
         with self._requests_lock:
@@ -197,7 +213,7 @@ class SandboxServer:
         if failure is not None:
             return failure
         try:
-            response = self._app.handle(request)
+            response = self.dialect.handle(request, self._app.handle)
         except Exception:
             if self.verbose:
                 traceback.print_exc()
@@ -253,6 +269,12 @@ class SandboxServer:
         self._faults.update(faults)
 
 
+def _overrides(given: ContractOverrides | str | Path | None) -> ContractOverrides:
+    if given is None:
+        return NO_OVERRIDES
+    return given if isinstance(given, ContractOverrides) else load_overrides(given)
+
+
 @contextmanager
 def run_sandbox(
     config: SandboxConfig | None = None,
@@ -260,14 +282,25 @@ def run_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     verbose: bool = False,
+    contract_overrides: ContractOverrides | str | Path | None = None,
+    swagger_needs_login: bool = False,
     **overrides: Any,
 ) -> Iterator[SandboxServer]:
     """A started sandbox, stopped on exit even on error.
 
     ``overrides`` set config fields or fault fields: ``run_sandbox(leads_per_day=5,
-    p429=0.1)``.
+    p429=0.1)``. ``contract_overrides`` (an overrides file, or loaded overrides): the
+    API dialect it speaks instead of the contract; ``swagger_needs_login``: its Swagger
+    document answers only a logged-in caller.
     """
-    server = SandboxServer(configure(config, **overrides), host, port, verbose=verbose)
+    server = SandboxServer(
+        configure(config, **overrides),
+        host,
+        port,
+        verbose=verbose,
+        contract_overrides=contract_overrides,
+        swagger_needs_login=swagger_needs_login,
+    )
     server.start()
     try:
         yield server
