@@ -30,6 +30,7 @@ from salesexec_assets.api.errors import (
     SalesExecRequestError,
 )
 from salesexec_assets.sandbox import SandboxConfig, SandboxData, run_sandbox
+from salesexec_assets.sandbox.state import ChangeKind
 from salesexec_assets_tests.truth import canonical_record, truth_rows
 
 SECRET = "pw-Zq81-never-print-me"
@@ -41,6 +42,7 @@ FAST_RETRY = RetrySettings(
 )
 DAY = datetime(2026, 11, 20)
 ALL_LEADS = contract.REPORTS_BY_NAME["all_leads"]
+DELETED = ChangeKind.DELETED
 
 
 def sandbox(**settings: object):
@@ -330,3 +332,36 @@ def test_no_secret_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
             token = client._current_token()[0]
     assert SECRET not in caplog.text
     assert token not in caplog.text
+
+
+# --- rows that leave a window while it is paged ---------------------------------------
+def first_read_truth(server, report, lead_type, start, end, before: int) -> list[dict]:
+    """Each row as a client that read it first saw it: the truth at version ``before``,
+    plus the rows of the final truth that were not in it yet. Rows that left the window
+    after they were read stay, as read; every row in the final truth is there."""
+    old = truth_rows(server, report, lead_type, start, end, before)
+    known = {tuple(row[name] for name in report.key) for row in old}
+    new = truth_rows(server, report, lead_type, start, end)
+    return old + [row for row in new if tuple(row[name] for name in report.key) not in known]
+
+
+def test_a_row_that_leaves_its_window_after_the_first_page_takes_no_other_row_with_it() -> None:
+    """~1,500 leads, Take=500: a lead read on the first page is deleted before the second
+    is fetched. Every later offset shifts back by one, so the row at the next page
+    boundary would be skipped while the count of distinct rows still matched."""
+    end = DAY + timedelta(days=1)
+    with sandbox(leads_per_day=1_500) as server:
+        with make_client(server.base_url, page_size=500) as client:
+            pages = client.iter_report_pages(ALL_LEADS, 1, DAY, end)
+            first = next(pages)
+            (left,) = server.data.change_leads(1, [first[100][contract.LEAD_UID]], DELETED)
+            got = [canonical_record(ALL_LEADS, r) for page in [first, *pages] for r in page]
+        final = {row[contract.LEAD_UID] for row in truth_rows(server, ALL_LEADS, 1, DAY, end)}
+        read = [row[contract.LEAD_UID] for row in got]
+        assert len(read) == len(set(read))
+        assert final - set(read) == set(), "rows of the window were never read"
+        assert set(read) == final | {left.lead_uid}
+        assert sorted(got, key=repr) == sorted(
+            first_read_truth(server, ALL_LEADS, 1, DAY, end, before=0), key=repr
+        )
+        assert client.stats.window_rereads >= 1

@@ -15,9 +15,13 @@ Why it looks the way it does:
   report's size. Pages after the first may be fetched concurrently (bounded), which is
   what makes a high-latency API fast; they are still yielded in order.
 - Offset paging over live data can repeat a row (rows added meanwhile shift the offsets)
-  or miss one. Rows are de-duplicated by the report's key, and when a pass over the
-  window read fewer distinct rows than the API's final ``TotalCount`` the window is read
-  again, yielding only rows not seen yet; each re-read is judged by what it read itself.
+  or miss one (a row already read leaves the window: it is deleted, updated out of a
+  past day, reopened; the row at the next page boundary slides onto the page just read).
+  Counting rows cannot see the second case, so pages overlap by one row: each page must
+  start with the row the page before ended with, be as long as its ``TotalCount`` says,
+  and that total must not change. Any change to the window during the read breaks one of
+  these, whatever order the pages were fetched in; the window is then read again (a
+  bounded number of times), yielding only rows not seen yet (de-duplicated by key).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Generator, Hashable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -449,94 +453,138 @@ class SalesExecClient:
     def _iter_window(self, report: contract.Report, params: dict[str, Any]) -> Iterator[Page]:
         seen: set[tuple[Hashable, ...]] = set()
         for reread in range(self.max_window_rereads + 1):
-            total = 0
-            # A pass is complete by what IT read: rows seen by an earlier pass cannot stand
-            # in for a row this pass missed, or a row inserted during a re-read (which
-            # shifts the offsets of that re-read) could go unnoticed and be lost.
-            read: set[tuple[Hashable, ...]] = set()
-            keyless = 0
             # a re-read takes the largest pages: fewer calls, less time for the data to move
             page_size = self.page_size if reread == 0 else contract.TAKE_MAX
-            for envelope in self._iter_envelopes(report.path, params, page_size):
-                total = envelope[contract.ENVELOPE_TOTAL]
-                results = envelope[contract.ENVELOPE_RESULTS]
-                keys = _plain_keys(report, results)
-                if keys is not None and seen.isdisjoint(keys):  # the usual page: all new
-                    read.update(keys)
-                    seen.update(keys)
-                    self.stats.add(rows=len(results))
-                    if results:
-                        yield results
-                    continue
-                page: Page = []
-                for record in results:
-                    key = record_key(report, record) if isinstance(record, dict) else None
-                    if key is None:
-                        keyless += 1
-                        if reread == 0:
-                            page.append(record)
-                        continue
-                    read.add(key)
-                    if key in seen:
-                        self.stats.add(duplicates_dropped=1)
-                        continue
-                    seen.add(key)
-                    page.append(record)
-                self.stats.add(rows=len(page))
-                if page:
-                    yield page
-            if len(read) + keyless >= total:
+            change = yield from self._read_pass(report, params, page_size, seen, reread == 0)
+            if change is None:
                 return
             self.stats.add(window_rereads=1)
             self.log.info(
-                "SalesExec %s %s: %d distinct rows but TotalCount is now %d (rows added while "
-                "paging); reading the window again for the missing ones",
+                "SalesExec %s %s: the window changed while it was read (%s); reading it "
+                "again for the rows that shifted past a page boundary",
                 report.path,
                 _describe_params(params),
-                len(read) + keyless,
-                total,
+                change,
             )
         self.log.warning(
-            "SalesExec %s %s: still %d rows short after %d re-reads; the data changed "
-            "faster than it could be read",
+            "SalesExec %s %s: the window still changed during each of %d re-reads (%s); "
+            "the data changed faster than it could be read, so rows may be missing",
             report.path,
             _describe_params(params),
-            total - len(read) - keyless,
             self.max_window_rereads,
+            change,
         )
+
+    def _read_pass(
+        self,
+        report: contract.Report,
+        params: dict[str, Any],
+        page_size: int,
+        seen: set[tuple[Hashable, ...]],
+        first_pass: bool,
+    ) -> Generator[Page, None, str | None]:
+        """One pass over the window, yielding the rows not ``seen`` yet; returns None if the
+        window provably did not change under it, else what changed.
+
+        Pages overlap by one row (see :meth:`_iter_envelopes`). The pass is complete when
+        each page's first row is the row the page before ended with (same key and same
+        window instant), every page is as long as its ``TotalCount`` says, and that total
+        never changed. Then every row that stayed in the window was read, whenever each
+        page was fetched: a row removed, added or moved anywhere before a boundary shifts
+        that boundary, and one added after the last page changes the total. Rows read
+        before they left the window stay as they were read.
+        """
+        change: str | None = None
+        first_total: int | None = None
+        boundary: Any = _NO_BOUNDARY
+        for skip, envelope in self._iter_envelopes(report.path, params, page_size):
+            total = envelope[contract.ENVELOPE_TOTAL]
+            results = envelope[contract.ENVELOPE_RESULTS]
+            if first_total is None:
+                first_total = total
+            expected_rows = max(0, min(_overlapping(page_size), total - skip))
+            if change is None:
+                if total != first_total:
+                    change = f"TotalCount went from {first_total} to {total}"
+                elif len(results) != expected_rows:
+                    change = f"{len(results)} rows at Skip={skip}, not {expected_rows}"
+                elif skip and (not results or _boundary(report, results[0]) != boundary):
+                    change = f"the rows before Skip={skip} shifted"
+            if skip and results and _boundary(report, results[0]) == boundary:
+                results = results[1:]  # the overlap row: handed on with the page before
+            boundary = _boundary(report, results[-1]) if results else _NO_BOUNDARY
+            page = self._new_rows(report, results, seen, first_pass)
+            if page:
+                yield page
+        return change
+
+    def _new_rows(
+        self,
+        report: contract.Report,
+        results: list[Any],
+        seen: set[tuple[Hashable, ...]],
+        first_pass: bool,
+    ) -> Page:
+        """The records of a page not handed on yet (records without a key: on the first
+        pass only, so that the caller can quarantine them instead of losing them)."""
+        keys = _plain_keys(report, results)
+        if keys is not None and seen.isdisjoint(keys):  # the usual page: all new
+            seen.update(keys)
+            self.stats.add(rows=len(results))
+            return results
+        page: Page = []
+        for record in results:
+            key = record_key(report, record) if isinstance(record, dict) else None
+            if key is None:
+                if first_pass:
+                    page.append(record)
+                continue
+            if key in seen:
+                self.stats.add(duplicates_dropped=1)
+                continue
+            seen.add(key)
+            page.append(record)
+        self.stats.add(rows=len(page))
+        return page
 
     def _iter_envelopes(
         self, path: str, params: dict[str, Any], page_size: int
-    ) -> Iterator[dict[str, Any]]:
-        """The first page, then the rest fetched concurrently (bounded) and yielded in order.
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(skip, page)``: the first page, then the rest fetched concurrently (bounded)
+        and yielded in order. Each page after the first starts at the last row of the page
+        before it (an overlap of one row), so that a shift of the rows between two
+        fetches shows.
 
         At most ``max_concurrent_requests`` calls are in flight, and up to
         ``PAGES_AHEAD_PER_REQUEST`` times as many pages are fetched ahead of the consumer:
         the requests go on while the caller converts and stages a batch, so a slow API
         and a busy CPU overlap instead of taking turns.
         """
-        first = self._get_page(path, params, 0, page_size)
-        yield first
+        take = _overlapping(page_size)
+        first = self._get_page(path, params, 0, take)
+        yield 0, first
         total = first[contract.ENVELOPE_TOTAL]
-        offsets = deque(range(page_size, total, page_size))
+        # page n covers offsets n*(take-1) .. n*(take-1) + take-1, the last one total-1
+        offsets = deque(range(take - 1, total - 1, take - 1))
         if not offsets:
             return
         if self.max_concurrent_requests == 1:
             for skip in offsets:
-                yield self._get_page(path, params, skip, page_size)
+                yield skip, self._get_page(path, params, skip, take)
             return
         ahead = self.max_concurrent_requests * PAGES_AHEAD_PER_REQUEST
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
-            in_flight: deque[Future[dict[str, Any]]] = deque()
+            in_flight: deque[tuple[int, Future[dict[str, Any]]]] = deque()
             try:
                 while offsets or in_flight:
                     while offsets and len(in_flight) < ahead:
-                        in_flight.append(
-                            pool.submit(self._get_page, path, params, offsets.popleft(), page_size)
-                        )
-                    yield in_flight.popleft().result()
+                        skip = offsets.popleft()
+                        future = pool.submit(self._get_page, path, params, skip, take)
+                        in_flight.append((skip, future))
+                    skip, future = in_flight.popleft()
+                    yield skip, future.result()
             finally:
-                for future in in_flight:
+                for _, future in in_flight:
                     future.cancel()
 
     def _get_page(
@@ -548,6 +596,23 @@ class SalesExecClient:
         _check_envelope(envelope, f"GET {path}")
         self.stats.add(pages=1)
         return envelope
+
+
+_NO_BOUNDARY = object()  # no row to compare a page's first row with
+
+
+def _overlapping(page_size: int) -> int:
+    """The Take of overlapping pages: at least 2, or a page would add no row."""
+    return max(2, page_size)
+
+
+def _boundary(report: contract.Report, record: Any) -> Any:
+    """What places a record in the API's order: its window instant and its key (the
+    record itself when it is not an object)."""
+    if not isinstance(record, dict):
+        return record
+    names = (report.window_field, *report.key) if report.window_field else report.key
+    return tuple(record.get(name) for name in names)
 
 
 class _TokenRejected(Exception):

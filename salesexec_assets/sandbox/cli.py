@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--pdrift", type=_share, default=0.0, help="share of Skip>0 reads that insert a lead"
     )
+    faults.add_argument(
+        "--premove",
+        type=_share,
+        default=0.0,
+        help="share of Skip>0 reads that make an already served row leave the window",
+    )
     return parser
 
 
@@ -79,6 +85,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         latency_ms=args.latency_ms,
         ptruncate=args.ptruncate,
         pdrift=args.pdrift,
+        premove=args.premove,
         schema_drift_from=args.schema_drift_from,
     )
     return SandboxConfig(

@@ -80,8 +80,11 @@ def _copy(record: dict[str, Any]) -> dict[str, Any]:
 class SandboxData:
     """Every record of the sandbox account, a pure function of the config."""
 
-    def __init__(self, config: SandboxConfig | None = None) -> None:
+    def __init__(
+        self, config: SandboxConfig | None = None, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.config = config or SandboxConfig()
+        self._clock = clock
         per_day = max(1, self.config.leads_per_day)
         days_in_cache = max(_MIN_DAYS_IN_CACHE, min(1_024, _LEADS_IN_CACHE // per_day))
         self._leads: Callable[[int, date], tuple[Row, ...]] = lru_cache(days_in_cache)(
@@ -102,6 +105,10 @@ class SandboxData:
         }
         truth = in_contract_order(LEAD_TYPE_RECORD, values)
         return Row(truth, to_json(truth))
+
+    def now(self) -> datetime:
+        """The sandbox's clock (naive UTC): the real time unless a clock was given."""
+        return to_naive_utc(self._clock() if self._clock else datetime.now(timezone.utc))
 
     @property
     def version(self) -> int:
@@ -131,9 +138,17 @@ class SandboxData:
         :attr:`version`; pure data has only version 0)."""
         return self._leads(lead_type_uid, day)
 
-    def actions_of_day(self, lead_type_uid: int, day: date) -> tuple[Row, ...]:
-        """The actions on the leads of a lead type added on a UTC day."""
+    def actions_of_day(
+        self, lead_type_uid: int, day: date, as_of: int | None = None
+    ) -> tuple[Row, ...]:
+        """The actions on the leads of a lead type added on a UTC day (as of a data
+        version, like :meth:`leads_of_day`)."""
         return self._actions(lead_type_uid, day)
+
+    def edited_days(self, lead_type_uid: int) -> frozenset[date]:
+        """Days whose leads were changed after they were generated: their instants may
+        lie beyond :data:`LEAD_MAX_AGE`. Pure data has none."""
+        return frozenset()
 
     def _generate_leads(self, lead_type_uid: int, day: date) -> tuple[Row, ...]:
         drift_from = self.config.faults.schema_drift_from
@@ -187,16 +202,15 @@ class SandboxData:
         field, key = report.window_field, report.key[0]
         if field is None:
             raise ValueError(f"{report_name} is a records report without a window field")
-        if report.record is ACTION_RECORD:
-            records_of_day = self.actions_of_day
-        else:
-            records_of_day = partial(self.leads_of_day, as_of=version)
+        of_day = self.actions_of_day if report.record is ACTION_RECORD else self.leads_of_day
+        records_of_day = partial(of_day, as_of=version)
         # Only DateAddedUtc pins a lead to its day; the other instants of a lead (and its
-        # actions) come up to LEAD_MAX_AGE after it was added.
+        # actions) come up to LEAD_MAX_AGE after it was added, unless the lead was edited.
         lookback = timedelta(0) if field == contract.DATE_ADDED else LEAD_MAX_AGE
+        days = set(utc_days(start - lookback, end)) | self.edited_days(lead_type_uid)
         found = [
             row
-            for day in utc_days(start - lookback, end)
+            for day in sorted(days)
             for row in records_of_day(lead_type_uid, day)
             if (instant := row.truth[field]) is not None and start <= instant < end
         ]

@@ -1,4 +1,5 @@
-"""Fault injection: rate limits, server errors, latency, cut bodies and offset drift.
+"""Fault injection: rate limits, server errors, latency, cut bodies, offset drift and rows
+leaving a window mid-read.
 
 One seeded RNG behind a lock decides every fault, so a run with a single-threaded
 client replays exactly; every fault that fires is counted, for test summaries.
@@ -20,12 +21,14 @@ COUNT_5XX = "5xx"
 COUNT_TOKEN_EXPIRED = "token_expired"
 COUNT_TRUNCATED = "truncated"
 COUNT_DRIFT_INSERTED = "drift_inserted"
+COUNT_ROW_LEFT = "row_left"
 FAULT_COUNT_NAMES = (
     COUNT_429,
     COUNT_5XX,
     COUNT_TOKEN_EXPIRED,
     COUNT_TRUNCATED,
     COUNT_DRIFT_INSERTED,
+    COUNT_ROW_LEFT,
 )
 
 SERVER_ERRORS: dict[int, str] = {
@@ -119,6 +122,22 @@ class FaultInjector:
                 return False
             self._counts[COUNT_DRIFT_INSERTED] += 1
         return True
+
+    def removal(self, skip: int, take: int) -> int | None:
+        """For a paged read at ``skip``: the offset of a row that leaves the window first,
+        or None. The row is one the first page (offsets below ``take``) already served, so
+        a client that does not notice loses the row at its next page boundary."""
+        if skip <= 0:
+            return None
+        with self._lock:
+            if not self._strikes(self._faults.premove):
+                return None
+            return self._rng.randrange(min(skip, take))
+
+    def note_row_left(self) -> None:
+        """Count a read during which a row left its window."""
+        with self._lock:
+            self._counts[COUNT_ROW_LEFT] += 1
 
     def note_token_expired(self) -> None:
         """Count a call refused because its token was used up."""

@@ -56,6 +56,11 @@ def lead_uid(spec: LeadTypeSpec, day: date, index: int) -> int:
     return (day.toordinal() * 10 + spec.uid) * _LEAD_INDEX_FACTOR + index
 
 
+def lead_day(uid: int) -> date:
+    """The UTC day a lead was added, read back from its UID (see :func:`lead_uid`)."""
+    return date.fromordinal(uid // _LEAD_INDEX_FACTOR // 10)
+
+
 def _guid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
@@ -199,6 +204,17 @@ def inserted_lead(
     added = stamp(rng, at, form=Form.Z7)
     drifted = drift_from is not None and day >= drift_from
     return make_lead(rng, spec, lead_uid(spec, day, index), drifted, added, added, None)
+
+
+def edited(row: Row, values: Mapping[str, Any], stamps: Mapping[str, Stamp | None]) -> Row:
+    """``row`` with some fields changed: ``values`` as they are, ``stamps`` as timestamps
+    (None: null). The other fields keep their truth and their text on the wire."""
+    truth = {**row.truth, **values}
+    wire = {**json.loads(row.json), **values}
+    for name, value in stamps.items():
+        truth[name] = None if value is None else value.value
+        wire[name] = None if value is None else value.text
+    return Row(truth, to_json(wire))
 
 
 def generate_actions(

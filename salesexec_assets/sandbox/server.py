@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +28,7 @@ from salesexec_assets.sandbox.messages import (
     Response,
     error_response,
 )
-from salesexec_assets.sandbox.state import Insertion, LiveData
+from salesexec_assets.sandbox.state import DataChange, LiveData
 from salesexec_assets.sandbox.tokens import TokenStore
 
 IDLE_CONNECTION_SECONDS = 30
@@ -128,10 +128,11 @@ class SandboxServer:
         port: int = 0,
         *,
         verbose: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
         self.verbose = verbose
-        self.data = LiveData(self.config)
+        self.data = LiveData(self.config, clock)
         self._faults = FaultInjector(self.config.faults)
         self._tokens = TokenStore()
         self._app = SandboxApp(self.config, self.data, self._faults, self._tokens)
@@ -213,15 +214,21 @@ class SandboxServer:
         end: datetime,
         as_of: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Ground truth of a report, including the leads the drift fault inserted (up to
-        data version ``as_of``, when given: see :attr:`drift_insertions`)."""
+        """Ground truth of a report, with every change the faults made to the data (up to
+        data version ``as_of``, when given: see :attr:`data_changes`)."""
         return self.data.truth(report_name, lead_type_uid, start, end, as_of)
 
     @property
-    def drift_insertions(self) -> tuple[Insertion, ...]:
+    def drift_insertions(self) -> tuple[DataChange, ...]:
         """The leads the drift fault inserted, oldest first, each with its data version
         and the report whose read caused it."""
         return self.data.insertions
+
+    @property
+    def data_changes(self) -> tuple[DataChange, ...]:
+        """Every change the faults made (leads inserted, deleted, updated, reopened),
+        oldest first, each with its data version and the report whose read caused it."""
+        return self.data.changes
 
     @property
     def issued_tokens(self) -> tuple[str, ...]:
@@ -230,7 +237,8 @@ class SandboxServer:
 
     @property
     def fault_counts(self) -> dict[str, int]:
-        """How often each fault fired: 429, 5xx, token_expired, truncated, drift_inserted."""
+        """How often each fault fired: 429, 5xx, token_expired, truncated, drift_inserted,
+        row_left."""
         return self._faults.counts()
 
     @property
@@ -260,14 +268,16 @@ def run_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     verbose: bool = False,
+    clock: Callable[[], datetime] | None = None,
     **overrides: Any,
 ) -> Iterator[SandboxServer]:
     """A started sandbox, stopped on exit even on error.
 
     ``overrides`` set config fields or fault fields: ``run_sandbox(leads_per_day=5,
-    p429=0.1)``.
+    p429=0.1)``. ``clock``: the sandbox's now (naive or aware UTC), for tests.
     """
-    server = SandboxServer(configure(config, **overrides), host, port, verbose=verbose)
+    config = configure(config, **overrides)
+    server = SandboxServer(config, host, port, verbose=verbose, clock=clock)
     server.start()
     try:
         yield server
