@@ -178,8 +178,9 @@ def test_a_lead_inserted_while_a_window_is_read_again_is_not_lost(
 ) -> None:
     """A re-read is judged by what it read itself. Here a lead is inserted during the
     re-read, after its last page was answered (still with the old TotalCount): rows seen
-    by the first pass must not hide the row this re-read missed, so one more pass reads
-    the new lead instead of losing it."""
+    by the first pass must not hide the row this re-read missed; the middle page's new
+    TotalCount and shifted boundary show the change, so one more pass reads the new lead
+    instead of losing it."""
     server = start_sandbox(leads_per_day=2 * TAKE_MAX + 100)  # a re-read takes 3 pages
     window = (datetime(2025, 6, 10), datetime(2025, 6, 11))
     last_page_answered = threading.Event()
@@ -192,7 +193,8 @@ def test_a_lead_inserted_while_a_window_is_read_again_is_not_lost(
             return
         with lock:
             first_pass = take < TAKE_MAX and not insertions
-            rereads_middle = take == skip == TAKE_MAX and len(insertions) == 1
+            # overlapping pages: the re-read's pages start at 0, 499 and 998
+            rereads_middle = (skip, take) == (TAKE_MAX - 1, TAKE_MAX) and len(insertions) == 1
         if rereads_middle:
             assert last_page_answered.wait(timeout=30)
         if first_pass or rereads_middle:
@@ -202,7 +204,7 @@ def test_a_lead_inserted_while_a_window_is_read_again_is_not_lost(
 
     def note_last_page(exchange: Exchange) -> None:
         if (exchange.param(PARAM_SKIP), exchange.param(PARAM_TAKE)) == (
-            str(2 * TAKE_MAX),
+            str(2 * (TAKE_MAX - 1)),
             str(TAKE_MAX),
         ):
             last_page_answered.set()
