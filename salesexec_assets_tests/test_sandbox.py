@@ -592,7 +592,10 @@ def test_deleted_updated_and_reopened_leads_change_every_report_as_they_would() 
         assert now_leads[updated][LAST_UPDATED] == now
         today = (datetime(2026, 4, 20), datetime(2026, 4, 21))
         moved = server.truth(REPORTS_BY_NAME["last_updated_leads"].name, SOLAR, *today)
-        assert [lead for lead in moved if lead[LAST_UPDATED] == now] == [now_leads[updated]]
+        touched = [now_leads[updated], now_leads[reopened]]
+        assert [lead for lead in moved if lead[LAST_UPDATED] == now] == sorted(
+            touched, key=lambda lead: lead[LEAD_UID]
+        )
         lead = now_leads[reopened]
         assert lead[CLOSED] is None and lead[LAST_UPDATED] == now
         assert lead[LIFE_CYCLE_STAGE] == "Working"
