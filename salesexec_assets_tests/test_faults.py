@@ -37,6 +37,7 @@ from salesexec_assets_tests.conftest import (
 from salesexec_assets_tests.fault_scenarios import (
     BAD_BASE_URLS,
     EXHAUSTED_ENDPOINTS,
+    LEAVING,
     Exchange,
     Lab,
     RewritingProxy,
@@ -50,6 +51,7 @@ from salesexec_assets_tests.fault_scenarios import (
     parallel_writers,
     resources_config,
     retries_exhausted,
+    rows_leave_windows,
 )
 from salesexec_assets_tests.figures import Figures
 from salesexec_assets_tests.test_assets import (
@@ -94,6 +96,13 @@ def test_all_faults_at_once_leave_every_partition_of_the_six_reports_equal_to_th
     lab: Lab, via: str
 ) -> None:
     all_faults_at_once(lab, via)
+
+
+@pytest.mark.parametrize("mix", LEAVING)
+def test_rows_leaving_their_window_mid_read_lose_no_other_row_in_any_report(
+    lab: Lab, mix: str
+) -> None:
+    rows_leave_windows(lab, mix)
 
 
 @pytest.mark.slow

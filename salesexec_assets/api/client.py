@@ -161,9 +161,7 @@ def record_key(report: contract.Report, record: Record) -> tuple[Hashable, ...] 
     return values
 
 
-def _plain_keys(
-    report: contract.Report, records: list[Any]
-) -> set[tuple[Hashable, ...]] | None:
+def _plain_keys(report: contract.Report, records: list[Any]) -> set[tuple[Hashable, ...]] | None:
     """The keys of a page whose records are all objects with distinct int or text keys
     of one field (the usual page), or None: then each record is looked at on its own."""
     if len(report.key) != 1 or set(map(type, records)) - {dict}:

@@ -212,7 +212,7 @@ class SandboxApp:
         self._data.spec(lead_type_uid)
         if self._faults.drift(skip):
             # A lead created during the read sorts first and shifts every later offset.
-            self._data.insert_lead(lead_type_uid, start, during=report.name)
+            self._data.insert_lead(lead_type_uid, start, report.name, (start, end))
         leaving = self._faults.removal(skip, take)
         if leaving is not None and self._data.remove_from_window(
             report, lead_type_uid, start, end, leaving, during=report.name

@@ -60,6 +60,7 @@ class DataChange:
     lead_type_uid: int
     lead_uid: int
     kind: ChangeKind = ChangeKind.INSERTED
+    window: tuple[datetime, datetime] | None = None  # the window being paged, if known
 
 
 Insertion = DataChange  # the offset-drift fault's changes, as they were first called
@@ -108,9 +109,7 @@ class LiveData(SandboxData):
         if not edits:
             return rows
         current = (
-            _as_of(edits[row.truth[LEAD_UID]], as_of, row)
-            if row.truth[LEAD_UID] in edits
-            else row
+            _as_of(edits[row.truth[LEAD_UID]], as_of, row) if row.truth[LEAD_UID] in edits else row
             for row in rows
         )
         return tuple(row for row in current if row is not None)
@@ -130,11 +129,17 @@ class LiveData(SandboxData):
             return frozenset(day for uid, day in self._edits if uid == lead_type_uid)
 
     # --- the faults' changes ----------------------------------------------------------
-    def insert_lead(self, lead_type_uid: int, at: datetime, during: str = "") -> dict[str, Any]:
+    def insert_lead(
+        self,
+        lead_type_uid: int,
+        at: datetime,
+        during: str = "",
+        window: tuple[datetime, datetime] | None = None,
+    ) -> dict[str, Any]:
         """Add a new lead of this type, added and last updated exactly at ``at`` (naive UTC).
 
         Its UID continues the numbering of its day after the generated leads; ``during``
-        names the report whose read caused the insertion, for :attr:`changes`.
+        names the report whose read (of ``window``) caused the insertion, for :attr:`changes`.
         """
         spec = self.spec(lead_type_uid)
         key = (lead_type_uid, at.date())
@@ -145,8 +150,9 @@ class LiveData(SandboxData):
             row = inserted_lead(self.config.seed, spec, at, index, drift_from)
             self._version += 1
             self._inserted[key] = (*existing, (self._version, row))
+            uid = row.truth[LEAD_UID]
             self._changes.append(
-                DataChange(self._version, during, lead_type_uid, row.truth[LEAD_UID])
+                DataChange(self._version, during, lead_type_uid, uid, window=window)
             )
         return dict(row.truth)
 
@@ -172,10 +178,16 @@ class LiveData(SandboxData):
             uids = [r.truth[LEAD_UID] for r in leads if r.truth[contract.BRANCH_UID] == branch]
         else:
             uids = [row[LEAD_UID]]
-        return self.change_leads(lead_type_uid, uids, LEAVES_BY[report.window_field], during)
+        kind = LEAVES_BY[report.window_field]
+        return self.change_leads(lead_type_uid, uids, kind, during, (start, end))
 
     def change_leads(
-        self, lead_type_uid: int, uids: list[int], kind: ChangeKind, during: str = ""
+        self,
+        lead_type_uid: int,
+        uids: list[int],
+        kind: ChangeKind,
+        during: str = "",
+        window: tuple[datetime, datetime] | None = None,
     ) -> tuple[DataChange, ...]:
         """Delete, update or reopen existing leads, all in one new data version."""
         now = self.now()
@@ -195,7 +207,7 @@ class LiveData(SandboxData):
                 changed = self._changed(lead, kind, now, version)
                 day_edits[uid] = (*day_edits.get(uid, ()), (version, changed))
                 self._edits[(lead_type_uid, day)] = day_edits
-                made.append(DataChange(version, during, lead_type_uid, uid, kind))
+                made.append(DataChange(version, during, lead_type_uid, uid, kind, window))
             if made:
                 self._version = version
                 self._changes.extend(made)
