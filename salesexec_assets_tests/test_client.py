@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -433,3 +434,65 @@ def test_rows_leaving_and_rows_arriving_at_random_while_paging_lose_nothing(
 
 def by_keys(report: contract.Report, rows: list[dict]) -> dict[tuple, dict]:
     return {tuple(row[name] for name in report.key): row for row in rows}
+
+
+# --- token renewal and failures under concurrent pages ----------------------------------
+def test_a_token_dying_under_concurrent_pages_is_renewed_by_one_login_at_a_time() -> None:
+    """Tokens good for 10 calls, 8 pages in flight: when a token dies, every page in flight
+    is refused at once, and one login serves them all (not one login per page)."""
+    with sandbox(leads_per_day=400, token_uses=10, latency_ms=3) as server:
+        with make_client(server.base_url, page_size=5, max_concurrent_requests=8) as client:
+            assert_equals_truth(server, client)
+            data_calls = client.stats.requests - client.stats.logins
+        logins = len(server.issued_tokens)
+        assert logins == client.stats.logins
+        # each token serves 10 calls; a burst would log in once per refused page instead
+        assert logins <= -(-data_calls // 10) + 1, (logins, data_calls)
+
+
+def test_a_page_that_fails_for_good_stops_the_retries_of_the_pages_in_flight() -> None:
+    """One page is refused (400) while the pages after it are answered 503 again and again:
+    the read fails at once with the 400, and the other pages stop retrying."""
+    attempts: dict[int, int] = {}
+    lock = threading.Lock()
+
+    class OnePageRefused(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer(200, {contract.LOGIN_TOKEN: "token"})
+
+        def do_GET(self) -> None:
+            skip = int(self.path.split(f"{contract.PARAM_SKIP}=")[1].split("&")[0])
+            with lock:
+                attempts[skip] = attempts.get(skip, 0) + 1
+            if skip == 0:
+                rows = [{contract.LEAD_UID: n, contract.DATE_ADDED: None} for n in range(5)]
+                self._answer(200, {contract.ENVELOPE_TOTAL: 100, contract.ENVELOPE_RESULTS: rows})
+            elif skip == 4:
+                time.sleep(0.2)  # the others are retrying by now
+                self._answer(400, {contract.ERROR_MESSAGE: "The request is invalid."})
+            else:
+                self._answer(503, {contract.ERROR_MESSAGE: "The service is unavailable."})
+
+        def _answer(self, status: int, payload: dict) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    retry = RetrySettings(max_attempts=8, backoff_initial_seconds=0.3, backoff_max_seconds=1)
+    with serve(OnePageRefused) as base_url:
+        with make_client(base_url, page_size=5, max_concurrent_requests=4, retry=retry) as c:
+            with pytest.raises(SalesExecRequestError, match="HTTP 400"):
+                list(c.iter_report_pages(ALL_LEADS, 1, DAY, DAY + timedelta(days=1)))
+    others = {skip: count for skip, count in attempts.items() if skip not in (0, 4)}
+    assert others, "no other page was in flight"
+    # without the stop, each would run its 8 attempts (several seconds of backoff)
+    assert max(others.values()) <= 2, others

@@ -212,6 +212,7 @@ class SalesExecClient:
         self._token_generation = 0
         self._served_generation = 0  # the newest token generation that served a call
         self._token_lock = threading.Lock()
+        self._login_lock = threading.Lock()  # one login at a time: the others wait for it
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_maxsize=max_concurrent_requests + 2, max_retries=0)
         self._session.mount("http://", adapter)
@@ -233,6 +234,10 @@ class SalesExecClient:
     # --- authentication -----------------------------------------------------------
     def authenticate(self) -> None:
         """Log in (again) and keep the token for later calls."""
+        with self._login_lock:
+            self._login()
+
+    def _login(self) -> None:
         body = {contract.LOGIN_USERNAME: self.username, contract.LOGIN_PASSWORD: self.__password}
         payload = self._request("POST", contract.AUTHENTICATE_PATH, json_body=body, login=True)
         token = payload.get(contract.LOGIN_TOKEN) if isinstance(payload, dict) else None
@@ -250,7 +255,7 @@ class SalesExecClient:
         with self._token_lock:
             token, generation = self._token, self._token_generation
         if token is None:
-            self.authenticate()
+            self._refresh_token(generation)
             return self._current_token()
         return token, generation
 
@@ -264,11 +269,16 @@ class SalesExecClient:
             self._served_generation = max(self._served_generation, generation)
 
     def _refresh_token(self, seen_generation: int) -> None:
-        """Log in again unless another thread already did since ``seen_generation``."""
-        with self._token_lock:
-            if self._token_generation != seen_generation:
-                return
-        self.authenticate()
+        """Log in again unless another thread already did since ``seen_generation``.
+
+        Single flight: when a token dies under N concurrent pages, all N are refused at
+        once; one of them logs in while the others wait for that login, then use its token.
+        """
+        with self._login_lock:
+            with self._token_lock:
+                if self._token_generation != seen_generation:
+                    return
+            self._login()
 
     # --- one call, with retries -------------------------------------------------------
     def _request(
@@ -279,13 +289,17 @@ class SalesExecClient:
         params: dict[str, Any] | None = None,
         json_body: dict[str, Any] | None = None,
         login: bool = False,
+        stop: threading.Event | None = None,
     ) -> Any:
-        """Send one call until it succeeds, fails for good, or the retry budget runs out."""
+        """Send one call until it succeeds, fails for good, or the retry budget runs out
+        (or ``stop`` is set: another page of the same read failed for good)."""
         endpoint = f"{method} {path}"
         attempts = 0
         waited = 0.0
         relogins = refreshes = 0
         while True:
+            if stop is not None and stop.is_set():
+                raise _Stopped()
             attempts += 1
             try:
                 return self._attempt(method, path, params, json_body, login)
@@ -329,7 +343,10 @@ class SalesExecClient:
                     self.stats.add(rate_limit_wait_seconds=delay)
                 else:
                     self.stats.add(backoff_wait_seconds=delay)
-                time.sleep(delay)
+                if stop is None:
+                    time.sleep(delay)
+                elif stop.wait(delay):
+                    raise _Stopped() from None
                 waited += delay
 
     def _attempt(
@@ -571,26 +588,35 @@ class SalesExecClient:
                 yield skip, self._get_page(path, params, skip, take)
             return
         ahead = self.max_concurrent_requests * PAGES_AHEAD_PER_REQUEST
+        # Set when the read ends early (a page failed for good, or the caller stopped): the
+        # pages in flight give up at once instead of running their retries to the end.
+        stop = threading.Event()
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             in_flight: deque[tuple[int, Future[dict[str, Any]]]] = deque()
             try:
                 while offsets or in_flight:
                     while offsets and len(in_flight) < ahead:
                         skip = offsets.popleft()
-                        future = pool.submit(self._get_page, path, params, skip, take)
+                        future = pool.submit(self._get_page, path, params, skip, take, stop)
                         in_flight.append((skip, future))
                     skip, future = in_flight.popleft()
                     yield skip, future.result()
             finally:
+                stop.set()
                 for _, future in in_flight:
                     future.cancel()
 
     def _get_page(
-        self, path: str, params: dict[str, Any], skip: int, page_size: int | None = None
+        self,
+        path: str,
+        params: dict[str, Any],
+        skip: int,
+        page_size: int | None = None,
+        stop: threading.Event | None = None,
     ) -> dict[str, Any]:
         take = page_size or self.page_size
         page_params = {**params, contract.PARAM_SKIP: skip, contract.PARAM_TAKE: take}
-        envelope = self._request("GET", path, params=page_params)
+        envelope = self._request("GET", path, params=page_params, stop=stop)
         _check_envelope(envelope, f"GET {path}")
         self.stats.add(pages=1)
         return envelope
@@ -611,6 +637,10 @@ def _boundary(report: contract.Report, record: Any) -> Any:
         return record
     names = (report.window_field, *report.key) if report.window_field else report.key
     return tuple(record.get(name) for name in names)
+
+
+class _Stopped(Exception):
+    """Internal: the read this call belongs to ended (another page failed for good)."""
 
 
 class _TokenRejected(Exception):
