@@ -26,7 +26,7 @@ import pytest
 
 from salesexec_assets.api.client import SalesExecClient
 from salesexec_assets.api.contract import LEAD_UID, PARAM_SKIP, PARAM_TAKE, TAKE_MAX
-from salesexec_assets.records import QUARANTINE_SUFFIX
+from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns
 from salesexec_assets.sandbox import SandboxServer
 from salesexec_assets_tests.conftest import (
     SANDBOX_PASSWORD,
@@ -64,6 +64,7 @@ from salesexec_assets_tests.test_assets import (
     metadata_of,
     whole_table,
 )
+from salesexec_assets_tests.truth import assert_rows_match, expected_day, stored_rows
 
 
 @pytest.fixture
@@ -160,6 +161,24 @@ def test_run_config_that_tunes_the_client_still_reads_the_configured_account(
     assert metadata_of(result, ALL_LEADS)["from_sandbox"] is False
     assert metadata_of(result, ALL_LEADS)["api_pages"] > 3  # page_size 7 was applied
     assert_day_matches_truth(warehouse_path, sandbox, ALL_LEADS, [day])
+
+
+def test_a_lead_type_given_twice_in_run_config_is_pulled_and_stored_once(
+    sandbox: SandboxServer,
+    salesexec_env: dict[str, str],
+    warehouse_path: Path,
+    run_assets: RunAssets,
+) -> None:
+    """``lead_type_uids: [1, 1]`` in run config means lead type 1, as
+    ``SALESEXEC_LEAD_TYPE_UIDS=1,1`` does: not every row of it written twice."""
+    day = date(2025, 6, 10)
+    config = resources_config(lead_type_uids=[1, 1])
+    result = run_assets(definitions(), keys(ALL_LEADS), partition=str(day), run_config=config)
+    assert_succeeded(result)
+    stored = stored_rows(warehouse_path, ALL_LEADS.name)
+    expected = expected_day(sandbox, ALL_LEADS, [1], day)
+    assert len(stored) == len(expected) > 0
+    assert_rows_match(stored, expected, key_columns(ALL_LEADS))
 
 
 def test_a_chunk_and_its_quarantined_records_are_one_transaction(
