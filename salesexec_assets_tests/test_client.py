@@ -42,14 +42,17 @@ FAST_RETRY = RetrySettings(
     backoff_max_seconds=0.05,
 )
 DAY = datetime(2026, 11, 20)
+CLOCK = DAY + timedelta(days=4, hours=12, minutes=30)
 ALL_LEADS = contract.REPORTS_BY_NAME["all_leads"]
 DELETED = ChangeKind.DELETED
 PAGED = [report for report in contract.REPORTS if report.paged]
 
 
 def sandbox(**settings: object):
-    """A sandbox whose password is distinctive, so that a leak is visible."""
-    return run_sandbox(password=SECRET, **settings)
+    """A sandbox whose password is distinctive, so that a leak is visible. Its clock stands
+    still a few days after DAY: DAY's leads are served as they stood then (their history
+    runs on for two weeks), the same for the read and for the truth asked later."""
+    return run_sandbox(password=SECRET, clock=lambda: CLOCK, **settings)
 
 
 def make_client(base_url: str, *, password: str = SECRET, **options: object) -> SalesExecClient:

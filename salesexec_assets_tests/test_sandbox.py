@@ -611,3 +611,61 @@ def test_deleted_updated_and_reopened_leads_change_every_report_as_they_would() 
         # and what is served is the truth
         served = read_all(login(server.base_url), server.base_url, ALL_LEADS, SOLAR, 50)
         assert [canonical(r, ALL_LEADS) for r in served] == list(now_leads.values())
+
+
+# --- the clock: nothing after it is served ------------------------------------------------
+def served_instants(server: SandboxServer, start: datetime, end: datetime) -> list[datetime]:
+    """Every timestamp the records reports serve for [start, end), all lead types."""
+    session = login(server.base_url)
+    instants = []
+    for report in PAGED_REPORTS:
+        for lead_type in (MORTGAGE, INSURANCE, SOLAR):
+            params = window_params(lead_type, start, end, take=TAKE_MAX)
+            page = session.get(server.base_url + report.path, params=params).json()
+            assert page[ENVELOPE_TOTAL] <= TAKE_MAX
+            served = [canonical(r, report) for r in page[ENVELOPE_RESULTS]]
+            assert served == server.truth(report.name, lead_type, start, end)
+            instants += [r[name] for r in served for name in timestamp_fields(report) if r[name]]
+    return instants
+
+
+def test_the_sandbox_never_serves_an_instant_after_its_clock() -> None:
+    """With the clock at 14:30 on DAY, leads of the last two weeks (whose history runs up
+    to 14 days after they were added) are served as they stood at 14:30."""
+    now = DAY + timedelta(hours=14, minutes=30)
+    with run_sandbox(leads_per_day=6, clock=lambda: now) as server:
+        instants = served_instants(server, DAY - timedelta(days=16), DAY + timedelta(days=2))
+        assert instants and max(instants) <= now
+        whole = SandboxData(SandboxConfig(leads_per_day=6), clock=lambda: datetime.max)
+        generated = whole.truth(ALL_LEADS.name, SOLAR, DAY, DAY + timedelta(days=1))
+        today = server.truth(ALL_LEADS.name, SOLAR, DAY, DAY + timedelta(days=1))
+        assert [lead[LEAD_UID] for lead in today] == [
+            lead[LEAD_UID] for lead in generated if lead[DATE_ADDED] <= now
+        ]
+        assert 0 < len(today) < len(generated)
+
+
+def test_today_fills_in_as_the_clock_moves_and_leads_close_when_their_time_comes() -> None:
+    clock = [DAY + timedelta(hours=1)]
+    window = (DAY - timedelta(days=3), DAY + timedelta(days=1))
+    whole = SandboxData(SandboxConfig(leads_per_day=30), clock=lambda: datetime.max)
+    closing = [
+        lead
+        for lead in whole.truth(ALL_LEADS.name, MORTGAGE, *window)
+        if lead[CLOSED] is not None and clock[0] < lead[CLOSED] < DAY + timedelta(days=1)
+    ]
+    assert closing, "no lead closes later that day: pick another day"
+    lead = closing[0]
+    with run_sandbox(leads_per_day=30, clock=lambda: clock[0]) as server:
+        early = {x[LEAD_UID]: x for x in server.truth(ALL_LEADS.name, MORTGAGE, *window)}
+        closed_early = server.truth("closed_leads", MORTGAGE, *window)
+        clock[0] = lead[CLOSED] + timedelta(minutes=1)
+        late = {x[LEAD_UID]: x for x in server.truth(ALL_LEADS.name, MORTGAGE, *window)}
+        closed_late = server.truth("closed_leads", MORTGAGE, *window)
+    assert len(late) > len(early)  # leads added since came in
+    before = early[lead[LEAD_UID]]
+    assert before[CLOSED] is None and before[LIFE_CYCLE_STAGE] == "Working"
+    assert before[LAST_UPDATED] < lead[CLOSED]
+    assert lead[LEAD_UID] not in {x[LEAD_UID] for x in closed_early}
+    assert late[lead[LEAD_UID]][CLOSED] == lead[CLOSED]
+    assert lead[LEAD_UID] in {x[LEAD_UID] for x in closed_late}

@@ -210,7 +210,7 @@ class SandboxApp:
         start, end = _window(request)
         skip, take = _paging(request)
         self._data.spec(lead_type_uid)
-        if self._faults.drift(skip):
+        if start <= self._data.visible_now() and self._faults.drift(skip):
             # A lead created during the read sorts first and shifts every later offset.
             self._data.insert_lead(lead_type_uid, start, report.name, (start, end))
         leaving = self._faults.removal(skip, take)

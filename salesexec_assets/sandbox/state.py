@@ -48,7 +48,6 @@ LEAVES_BY: dict[str | None, ChangeKind] = {
     contract.CLOSED: ChangeKind.REOPENED,
     None: ChangeKind.DELETED,  # Branch Lead Count: every lead of the branch in the window
 }
-REOPENED_STATUS = "Contacted"
 
 
 @dataclass(frozen=True)
@@ -98,12 +97,15 @@ class LiveData(SandboxData):
         return tuple(c for c in self.changes if c.kind is ChangeKind.INSERTED)
 
     def leads_of_day(
-        self, lead_type_uid: int, day: date, as_of: int | None = None
+        self, lead_type_uid: int, day: date, as_of: int | None = None, at: datetime | None = None
     ) -> tuple[Row, ...]:
-        generated = super().leads_of_day(lead_type_uid, day)
+        at = at or self.visible_now()
+        generated = super().leads_of_day(lead_type_uid, day, at=at)
         inserted = self._inserted.get((lead_type_uid, day), ())
         rows = generated + tuple(
-            row for version, row in inserted if as_of is None or version <= as_of
+            row
+            for version, row in inserted
+            if (as_of is None or version <= as_of) and row.truth[contract.DATE_ADDED] <= at
         )
         edits = self._edits.get((lead_type_uid, day))
         if not edits:
@@ -115,9 +117,9 @@ class LiveData(SandboxData):
         return tuple(row for row in current if row is not None)
 
     def actions_of_day(
-        self, lead_type_uid: int, day: date, as_of: int | None = None
+        self, lead_type_uid: int, day: date, as_of: int | None = None, at: datetime | None = None
     ) -> tuple[Row, ...]:
-        actions = super().actions_of_day(lead_type_uid, day)
+        actions = super().actions_of_day(lead_type_uid, day, at=at)
         edits = self._edits.get((lead_type_uid, day))
         if not edits:
             return actions
@@ -224,7 +226,7 @@ class LiveData(SandboxData):
             return edited(lead, {}, stamps)
         values = {
             contract.LIFE_CYCLE_STAGE: catalog.STAGE_WORKING,
-            contract.LEAD_STATUS: REOPENED_STATUS,
+            contract.LEAD_STATUS: catalog.WORKING_STATUS,
         }
         return edited(lead, values, {**stamps, contract.CLOSED: None})
 
