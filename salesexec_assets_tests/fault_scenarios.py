@@ -100,6 +100,7 @@ ALL_FAULTS: dict[str, Any] = {
     "token_uses": 5,
     "latency_ms": 2,
     "ptruncate": 0.05,
+    "pdrop": 0.03,
     "pdrift": 0.08,
     "premove": 0.08,
 }
@@ -896,7 +897,8 @@ def values_only(tables: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[di
 
 def all_faults_at_once(lab: Lab, via: str) -> None:
     """Every fault at once (429 with Retry-After in both forms, 5xx, tokens dying every few
-    calls, cut bodies, latency, offset drift while paging, schema drift mid-range) on all
+    calls, cut bodies, connections dropped mid-body, latency, offset drift and rows leaving
+    their window while paging, schema drift mid-range) on all
     six reports over the scale's partitions, in Chicago time across a daylight-saving
     change: each stored partition equals the truth, and every check passes."""
     days = lab.days(lab.scale.partitions)
@@ -1174,6 +1176,7 @@ def retries_exhausted(lab: Lab, kind: str) -> None:
     outcome = lab.run(Materialize(source, path, [ALL_LEADS], days, config))
     faults = source.rewrites if source is not server else sum(server.fault_counts.values())
     injected = lab.injected(faults)
+    assert injected > 0, f"{kind}: the fault never fired"
     endpoint, status = EXHAUSTED_ENDPOINTS[kind]
     assert not outcome.success
     assert endpoint in outcome.text and re.search(status, outcome.text), outcome.text[-3000:]

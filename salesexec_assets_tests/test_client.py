@@ -158,23 +158,31 @@ def test_offset_drift_gives_no_duplicates_and_no_missing_rows() -> None:
         assert client.stats.duplicates_dropped + client.stats.window_rereads >= 1
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"p429": 0.3, "retry_after_seconds": 0},
-        {"p5xx": 0.3},
-        {"token_uses": 2},
-        {"latency_ms": 20},
-        {"ptruncate": 0.3},
-        {"pdrift": 0.3},
-    ],
-    ids=lambda fault: next(iter(fault)),
-)
-def test_each_fault_alone_still_yields_the_ground_truth(fault: dict) -> None:
-    with sandbox(leads_per_day=40, **fault) as server:
+# each fault alone, and the sandbox counter that proves it fired
+SINGLE_FAULTS = {
+    "429": {"p429": 0.3, "retry_after_seconds": 0},
+    "5xx": {"p5xx": 0.3},
+    "token_expired": {"token_uses": 2},
+    "delayed": {"latency_ms": 20},
+    "truncated": {"ptruncate": 0.3},
+    "dropped": {"pdrop": 0.3},
+    "drift_inserted": {"pdrift": 0.3},
+    "row_left": {"premove": 0.3},
+}
+
+
+@pytest.mark.parametrize("counter", SINGLE_FAULTS)
+def test_each_fault_alone_still_yields_the_ground_truth(counter: str) -> None:
+    with sandbox(leads_per_day=40, **SINGLE_FAULTS[counter]) as server:
         with make_client(server.base_url, page_size=8) as client:
-            assert_equals_truth(server, client)
-            assert_equals_truth(server, client, report=contract.REPORTS_BY_NAME["all_actions"])
+            for name in ("all_leads", "all_actions"):
+                report = contract.REPORTS_BY_NAME[name]
+                got = read_all(client, report, 1, DAY, DAY + timedelta(days=1))
+                assert_read_the_truth_as_it_changed(
+                    server, report, 1, DAY, DAY + timedelta(days=1), got
+                )
+        fired = {name for name, count in server.fault_counts.items() if count}
+        assert fired == {counter}, server.fault_counts
 
 
 def test_all_faults_together_still_yield_the_ground_truth_for_every_paged_report() -> None:
@@ -334,9 +342,13 @@ def test_no_secret_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     with sandbox(leads_per_day=20, token_uses=2, p5xx=0.2) as server:
         with make_client(server.base_url, page_size=5) as client:
             assert_equals_truth(server, client)
-            token = client._current_token()[0]
-    assert SECRET not in caplog.text
-    assert token not in caplog.text
+            assert_equals_truth(server, client, report=contract.REPORTS_BY_NAME["all_actions"])
+            text = caplog.text + repr(client) + repr(client.stats)
+        tokens = server.issued_tokens
+    assert len(tokens) > 3  # tokens die every two calls: many were issued
+    assert SECRET not in text
+    leaked = [token for token in tokens if token in text]  # every token, not only the last
+    assert not leaked
 
 
 # --- rows that leave a window while it is paged ---------------------------------------

@@ -3,6 +3,7 @@ that matches its ground truth, and injects every fault at its configured rate.""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import select
@@ -454,11 +455,34 @@ def test_truncated_bodies_are_invalid_json_with_a_matching_content_length() -> N
         assert server.fault_counts["truncated"] >= truncated
 
 
+def test_a_dropped_connection_announces_the_whole_body_and_sends_only_part_of_it() -> None:
+    with run_sandbox(leads_per_day=1) as server:
+        token = login(server.base_url).headers[AUTH_HEADER]
+        server.set_faults(Faults(pdrop=1.0))
+        host, port = server.base_url.removeprefix("http://").split(":")
+        partial = []
+        for _ in range(20):
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            connection.request("GET", LEAD_TYPES_PATH, headers={AUTH_HEADER: token})
+            answer = connection.getresponse()
+            announced = int(answer.getheader("Content-Length"))
+            with pytest.raises(http.client.IncompleteRead) as cut:
+                answer.read()
+            assert answer.status == 200
+            partial.append((len(cut.value.partial), announced))
+            connection.close()
+        assert all(sent < announced for sent, announced in partial)
+        assert server.fault_counts["dropped"] == 20
+        # a drop is not a cut body: a client that trusts Content-Length notices it
+        assert server.fault_counts["truncated"] == 0
+
+
 def test_latency_is_added_to_every_request() -> None:
     with run_sandbox(leads_per_day=1, latency_ms=40) as server:
         started = time.perf_counter()
         _statuses(server, 5)
         assert time.perf_counter() - started >= 6 * 0.04
+        assert server.fault_counts["delayed"] == 6
 
 
 def test_faults_can_be_changed_while_the_server_runs() -> None:

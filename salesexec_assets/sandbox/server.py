@@ -2,7 +2,8 @@
 
 A ``ThreadingHTTPServer`` speaks HTTP/1.1 with keep-alive, so a client's session reuses
 its connection as it would against the real API. Each request passes the transient
-faults (latency, 429, 5xx), then the contract's endpoints, then the truncation fault.
+faults (latency, 429, 5xx), then the contract's endpoints, then the truncation and
+connection-drop faults.
 """
 
 from __future__ import annotations
@@ -102,8 +103,16 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if response.drop_after is None:
             self.wfile.write(response.body)
+            return
+        self.wfile.write(response.body[: response.drop_after])  # then hang up mid-body
+        self.wfile.flush()
+        self.close_connection = True
+        with suppress(OSError):  # the peer may be gone already
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP gets the contract's JSON error shape too."""
@@ -237,8 +246,8 @@ class SandboxServer:
 
     @property
     def fault_counts(self) -> dict[str, int]:
-        """How often each fault fired: 429, 5xx, token_expired, truncated, drift_inserted,
-        row_left."""
+        """How often each fault fired: 429, 5xx, token_expired, truncated, dropped,
+        delayed, drift_inserted, row_left."""
         return self._faults.counts()
 
     @property
