@@ -465,9 +465,13 @@ def test_a_token_dying_under_concurrent_pages_is_renewed_by_one_login_at_a_time(
         assert logins <= -(-data_calls // 10) + 1, (logins, data_calls)
 
 
-def test_a_page_that_fails_for_good_stops_the_retries_of_the_pages_in_flight() -> None:
-    """One page is refused (400) while the pages after it are answered 503 again and again:
-    the read fails at once with the 400, and the other pages stop retrying."""
+@pytest.mark.parametrize("refused", [4, 12], ids=["the next page", "a later page"])
+def test_a_page_that_fails_for_good_stops_the_retries_of_the_pages_in_flight(
+    refused: int,
+) -> None:
+    """One page is refused (400) while the other pages are answered 503 again and again:
+    the read fails at once with the 400 (even while the pages before the refused one are
+    still being retried), and the other pages stop retrying."""
     attempts: dict[int, int] = {}
     lock = threading.Lock()
 
@@ -485,7 +489,7 @@ def test_a_page_that_fails_for_good_stops_the_retries_of_the_pages_in_flight() -
             if skip == 0:
                 rows = [{contract.LEAD_UID: n, contract.DATE_ADDED: None} for n in range(5)]
                 self._answer(200, {contract.ENVELOPE_TOTAL: 100, contract.ENVELOPE_RESULTS: rows})
-            elif skip == 4:
+            elif skip == refused:
                 time.sleep(0.2)  # the others are retrying by now
                 self._answer(400, {contract.ERROR_MESSAGE: "The request is invalid."})
             else:
@@ -507,7 +511,7 @@ def test_a_page_that_fails_for_good_stops_the_retries_of_the_pages_in_flight() -
         with make_client(base_url, page_size=5, max_concurrent_requests=4, retry=retry) as c:
             with pytest.raises(SalesExecRequestError, match="HTTP 400"):
                 list(c.iter_report_pages(ALL_LEADS, 1, DAY, DAY + timedelta(days=1)))
-    others = {skip: count for skip, count in attempts.items() if skip not in (0, 4)}
+    others = {skip: count for skip, count in attempts.items() if skip not in (0, refused)}
     assert others, "no other page was in flight"
     # without the stop, each would run its 8 attempts (several seconds of backoff)
     assert max(others.values()) <= 2, others

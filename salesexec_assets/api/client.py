@@ -588,9 +588,17 @@ class SalesExecClient:
                 yield skip, self._get_page(path, params, skip, take)
             return
         ahead = self.max_concurrent_requests * PAGES_AHEAD_PER_REQUEST
-        # Set when the read ends early (a page failed for good, or the caller stopped): the
-        # pages in flight give up at once instead of running their retries to the end.
+        # Set when the read ends early (any page failed for good, or the caller stopped):
+        # the pages in flight give up at once instead of running their retries to the end.
         stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def fail_fast(future: Future[dict[str, Any]]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if error is not None and not isinstance(error, _Stopped):
+                failures.append(error)
+                stop.set()
+
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
             in_flight: deque[tuple[int, Future[dict[str, Any]]]] = deque()
             try:
@@ -598,9 +606,14 @@ class SalesExecClient:
                     while offsets and len(in_flight) < ahead:
                         skip = offsets.popleft()
                         future = pool.submit(self._get_page, path, params, skip, take, stop)
+                        future.add_done_callback(fail_fast)
                         in_flight.append((skip, future))
                     skip, future = in_flight.popleft()
-                    yield skip, future.result()
+                    try:
+                        page = future.result()
+                    except _Stopped:  # a later page failed for good first: that is the error
+                        raise failures[0] from None
+                    yield skip, page
             finally:
                 stop.set()
                 for _, future in in_flight:
