@@ -357,9 +357,9 @@ def first_read_truth(server, report, lead_type, start, end, before: int) -> list
     plus the rows of the final truth that were not in it yet. Rows that left the window
     after they were read stay, as read; every row in the final truth is there."""
     old = truth_rows(server, report, lead_type, start, end, before)
-    known = {tuple(row[name] for name in report.key) for row in old}
-    new = truth_rows(server, report, lead_type, start, end)
-    return old + [row for row in new if tuple(row[name] for name in report.key) not in known]
+    known = by_keys(report, old)
+    new = by_keys(report, truth_rows(server, report, lead_type, start, end))
+    return old + [row for key, row in new.items() if key not in known]
 
 
 def test_a_row_that_leaves_its_window_after_the_first_page_takes_no_other_row_with_it() -> None:
@@ -391,13 +391,10 @@ def assert_read_the_truth_as_it_changed(
     read; each row read is the truth of its key at some data version (a row read before
     it left its window stays as it was read)."""
 
-    def by_key(rows: list[dict]) -> dict[tuple, dict]:
-        return {tuple(row[name] for name in report.key): row for row in rows}
-
-    read = by_key(got)
+    read = by_keys(report, got)
     assert len(read) == len(got), "a row was read twice"
     versions = [
-        by_key(truth_rows(server, report, lead_type, start, end, version))
+        by_keys(report, truth_rows(server, report, lead_type, start, end, version))
         for version in range(server.data.version + 1)
     ]
     lost = versions[-1].keys() - read.keys()
