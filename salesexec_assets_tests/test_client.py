@@ -512,3 +512,25 @@ def test_a_page_that_fails_for_good_stops_the_retries_of_the_pages_in_flight(
     assert others, "no other page was in flight"
     # without the stop, each would run its 8 attempts (several seconds of backoff)
     assert max(others.values()) <= 2, others
+
+
+def test_a_window_that_changes_during_every_read_is_read_a_bounded_number_of_times_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every page after the first makes a row leave: no pass can settle. The client gives
+    up after its re-reads and warns, naming the window; what it read is still true."""
+    end = DAY + timedelta(days=1)
+    with sandbox(leads_per_day=1_200, premove=1.0) as server:
+        with make_client(server.base_url, page_size=500, max_window_rereads=2) as client:
+            got = read_all(client, ALL_LEADS, 1, DAY, end)
+        assert client.stats.window_rereads == 2
+        assert len({row[contract.LEAD_UID] for row in got}) == len(got)
+        ever = {
+            row[contract.LEAD_UID]
+            for version in range(server.data.version + 1)
+            for row in truth_rows(server, ALL_LEADS, 1, DAY, end, version)
+        }
+        assert {row[contract.LEAD_UID] for row in got} <= ever
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("still changed during each of 2 re-reads" in text for text in warnings), warnings
+    assert any("LeadTypeUID=1" in text for text in warnings)

@@ -473,6 +473,8 @@ class SalesExecClient:
             change = yield from self._read_pass(report, params, page_size, seen, reread == 0)
             if change is None:
                 return
+            if reread == self.max_window_rereads:
+                break
             self.stats.add(window_rereads=1)
             self.log.info(
                 "SalesExec %s %s: the window changed while it was read (%s); reading it "

@@ -62,8 +62,6 @@ class DataChange:
     window: tuple[datetime, datetime] | None = None  # the window being paged, if known
 
 
-Insertion = DataChange  # the offset-drift fault's changes, as they were first called
-
 _History = tuple[tuple[int, Row | None], ...]  # (version, the lead from then on; None: gone)
 
 
