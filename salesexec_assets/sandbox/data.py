@@ -1,8 +1,10 @@
 """The sandbox's dataset, answered the way the API's reports answer.
 
-:class:`SandboxData` is pure: built from a config alone, it serves as ground truth in
-tests without any server. Days are generated on demand and kept in an LRU cache; query
-results are cached too, so that paging through a report does not regenerate it.
+:class:`SandboxData` is pure: built from a config and a clock alone, it serves as ground
+truth in tests without any server. Each day's leads are generated whole, with their
+history, and served as they stood at the clock (:meth:`SandboxData.visible_now`). Days
+are generated on demand and kept in an LRU cache; query results are cached too, so that
+paging through a report does not regenerate it.
 """
 
 from __future__ import annotations
