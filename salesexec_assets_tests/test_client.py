@@ -193,16 +193,19 @@ def test_all_faults_together_still_yield_the_ground_truth_for_every_paged_report
         token_uses=3,
         latency_ms=2,
         ptruncate=0.15,
+        pdrop=0.1,
         pdrift=0.2,
+        premove=0.15,
     )
+    end = DAY + timedelta(days=1)
     with sandbox(leads_per_day=30, **faults) as server:
         with make_client(server.base_url, page_size=6) as client:
-            for report in contract.REPORTS:
-                if report.paged:
-                    assert_equals_truth(server, client, report=report, lead_type=2)
+            for report in PAGED:
+                got = read_all(client, report, 2, DAY, end)
+                assert_read_the_truth_as_it_changed(server, report, 2, DAY, end, got)
         injected = server.fault_counts
-        assert injected["429"] and injected["5xx"] and injected["truncated"]
-        assert client.stats.retries >= injected["429"] + injected["5xx"]
+        assert all(injected.values()), f"faults that never fired: {injected}"
+        assert client.stats.retries >= injected["429"] + injected["5xx"] + injected["dropped"]
 
 
 def test_retry_after_is_honoured_in_seconds_and_http_dates() -> None:
@@ -326,6 +329,7 @@ def test_a_token_used_up_by_concurrent_pages_is_renewed_as_often_as_needed() -> 
             assert_equals_truth(server, client, report=contract.REPORTS_BY_NAME["all_actions"])
             stats = client.stats
             assert stats.logins >= stats.pages / 2  # a token serves two calls at most
+        assert server.fault_counts["token_expired"] > 0
 
 
 def test_counters_describe_the_work_done() -> None:
