@@ -41,6 +41,7 @@ from benchmarks.profile_report import summarize
 from benchmarks.sandbox_proc import SandboxProcess
 from benchmarks.verify import TableFingerprint, disagreements, fingerprint
 from benchmarks.workload import Workload
+from salesexec_assets.sandbox.generate import LEAD_MAX_AGE
 
 GENERATED_START = "<!-- benchmark:generated:start -->"
 GENERATED_END = "<!-- benchmark:generated:end -->"
@@ -518,7 +519,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     longest = max(args.days, args.range_days or 0)
-    first_day = args.first_day or date.today() - timedelta(days=longest + 2)
+    # days whose leads' whole history (LEAD_MAX_AGE) lies in the past: the sandbox serves
+    # recent days as they stand at its clock, so their rows would change between runs
+    settled = LEAD_MAX_AGE.days + 2
+    first_day = args.first_day or date.today() - timedelta(days=longest + settled)
     largest = max(args.leads_per_day)
     samples: list[Sample] = []
     range_samples: list[Sample] = []

@@ -163,6 +163,7 @@ class SalesExecResource(ConfigurableResource):
         )
         if not wanted:
             return sorted(account.items())
+        wanted = list(dict.fromkeys(wanted))  # [1, 1] is lead type 1, read once
         unknown = [uid for uid in wanted if uid not in account]
         if unknown:
             known = ", ".join(f"{uid} ({name})" for uid, name in sorted(account.items()))

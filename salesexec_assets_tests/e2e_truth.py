@@ -22,7 +22,8 @@ from salesexec_assets.api.contract import LEAD_TYPE_UID, REPORTS, FieldType, Pul
 from salesexec_assets.naming import snake_case
 from salesexec_assets.partitions import day_window_utc
 from salesexec_assets.records import PARTITION_COLUMN, table_spec
-from salesexec_assets.sandbox import SandboxData
+from salesexec_assets.sandbox import SandboxConfig, SandboxData
+from salesexec_assets.sandbox.data import CLOCK_STEP
 
 Row = tuple[Any, ...]
 
@@ -129,22 +130,32 @@ def _difference(truth: list[Row], table: list[Row]) -> tuple[tuple[Row, ...], tu
 
 def compare_windowed_report(
     connection: duckdb.DuckDBPyConnection,
-    data: SandboxData,
+    moments: Sequence[SandboxData],
     report: Report,
     days: Sequence[date],
     zone: str,
 ) -> tuple[list[Mismatch], int]:
-    """Mismatches of a records or daily-aggregate report over ``days``, and rows compared."""
+    """Mismatches of a records or daily-aggregate report over ``days``, and rows compared.
+
+    ``moments``: the sandbox's data as it stood at each step of its clock while the runs
+    read it (recent days fill in as time goes on); a day of a lead type must equal the
+    truth of one of them.
+    """
     mismatches, compared = [], 0
     for day in days:
         start, end = day_window_utc(day, day, zone)
-        for lead_type in data.lead_types():
+        for lead_type in moments[0].lead_types():
             uid = int(lead_type[LEAD_TYPE_UID])
-            truth = sorted(
-                (truth_row(report, r) for r in data.truth(report.name, uid, start, end)), key=repr
-            )
             table = sorted(table_rows(connection, report, day, uid), key=repr)
             compared += len(table)
+            truths = [
+                sorted(
+                    (truth_row(report, r) for r in data.truth(report.name, uid, start, end)),
+                    key=repr,
+                )
+                for data in moments
+            ]
+            truth = next((t for t in truths if t == table), truths[-1])
             if truth != table:
                 missing, unexpected = _difference(truth, table)
                 mismatches.append(
@@ -181,11 +192,12 @@ def compare_now_report(
 
 
 def compare_with_truth(
-    path: Path, data: SandboxData, days: Sequence[date], today: date, zone: str
+    path: Path, moments: Sequence[SandboxData], days: Sequence[date], today: date, zone: str
 ) -> tuple[list[str], dict[str, int]]:
     """Every report table against the truth: problems (empty when equal), rows per table.
 
     Windowed reports must hold exactly ``days``; the "now" report exactly ``today``.
+    ``moments``: see :func:`compare_windowed_report`.
     """
     problems: list[str] = []
     rows: dict[str, int] = {}
@@ -199,12 +211,25 @@ def compare_with_truth(
                     f"{sorted(map(str, expected_days))}"
                 )
             if report.pull is Pull.NOW:
-                mismatches, compared = compare_now_report(connection, data, report, today)
+                mismatches, compared = compare_now_report(connection, moments[0], report, today)
             else:
-                mismatches, compared = compare_windowed_report(connection, data, report, days, zone)
+                mismatches, compared = compare_windowed_report(
+                    connection, moments, report, days, zone
+                )
             problems.extend(str(m) for m in mismatches)
             rows[report.name] = compared
     return problems, rows
+
+
+def moments_between(config: SandboxConfig, first: datetime, last: datetime) -> list[SandboxData]:
+    """The sandbox's data as it stood at each step of its clock from ``first`` to ``last``
+    (naive UTC)."""
+    moments = []
+    at = first - (first - datetime.min) % CLOCK_STEP
+    while at <= last:
+        moments.append(SandboxData(config, clock=lambda at=at: at))
+        at += CLOCK_STEP
+    return moments
 
 
 def last_days(count: int, today: date) -> list[date]:

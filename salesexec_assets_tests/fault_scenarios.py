@@ -50,10 +50,11 @@ from dagster import (
 from salesexec_assets.api import contract
 from salesexec_assets.api.contract import Report
 from salesexec_assets.api.timestamps import parse_api_timestamp
-from salesexec_assets.checks import NO_QUARANTINED_RECORDS
+from salesexec_assets.checks import BRANCH_COUNTS_MATCH_LEADS, NO_QUARANTINED_RECORDS
 from salesexec_assets.partitions import local_midnight_utc, today_in
 from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns, table_spec
 from salesexec_assets.sandbox import Faults, SandboxConfig, SandboxData, SandboxServer, run_sandbox
+from salesexec_assets.sandbox.state import ChangeKind
 from salesexec_assets.settings import LEAD_TYPE_UIDS_VAR, START_DATE_VAR, TIMEZONE_VAR
 from salesexec_assets.warehouse import DuckDBWarehouse, RowStage
 from salesexec_assets_tests.conftest import SANDBOX_PASSWORD, execute_assets, point_environment
@@ -81,6 +82,7 @@ from salesexec_assets_tests.truth import (
     assert_rows_match,
     expected_day,
     retyped_columns,
+    row_differences,
     sorted_rows,
     stored_rows,
 )
@@ -98,7 +100,9 @@ ALL_FAULTS: dict[str, Any] = {
     "token_uses": 5,
     "latency_ms": 2,
     "ptruncate": 0.05,
+    "pdrop": 0.03,
     "pdrift": 0.08,
+    "premove": 0.08,
 }
 SMALL_PAGES = 10
 FAST_RETRIES = {"backoff_initial_seconds": 0.05}  # Retry-After is still honoured as sent
@@ -701,14 +705,91 @@ def compare_with_truth(
             for row in expected_day(server, report, lead_types, day, zone, version)
         ]
         actual = [row for row in stored_rows(path, report.name) if row["partition_date"] in wanted]
+        text = retyped_columns(expected)
+        changed = rows_read_mid_change(server, report, lead_types, days, zone)
+        expected = with_rows_read_mid_change(expected, actual, changed, report, text)
         lab.tally(report, expected, actual, len(days))
         assert expected, f"{report.name}: the sandbox has no rows; the comparison proves nothing"
         try:
-            assert_rows_match(
-                actual, expected, key_columns(report), text_columns=retyped_columns(expected)
-            )
+            assert_rows_match(actual, expected, key_columns(report), text_columns=text)
         except AssertionError as error:
             raise AssertionError(f"{report.name}: {error}") from None
+
+
+RowKey = tuple[Any, ...]
+
+
+def _row_key(report: Report, row: dict[str, Any]) -> RowKey:
+    return (row["partition_date"], *(row[name] for name in key_columns(report)))
+
+
+def rows_read_mid_change(
+    server: SandboxServer,
+    report: Report,
+    lead_types: Sequence[int],
+    days: Sequence[date],
+    zone: str,
+) -> dict[RowKey, list[dict[str, Any] | None]]:
+    """The report's rows that changes made DURING ITS OWN READ may leave as they were before
+    the change (None: absent). The client promises every row that stayed in a window while
+    it was read; a row read before it left is kept as read (or missed, if it left before
+    its page came), and a lead inserted while another row of the window left may be
+    missed: the two shifts cancel out, and what was read is the window as it was before
+    both. Insertions into windows where no row left must be read, as before."""
+    during = [change for change in server.data_changes if change.report_name == report.name]
+    windows_left = {
+        (change.lead_type_uid, change.window)
+        for change in during
+        if change.kind is not ChangeKind.INSERTED
+    }
+    versions = sorted(
+        {
+            change.version
+            for change in during
+            if change.kind is not ChangeKind.INSERTED
+            or (change.lead_type_uid, change.window) in windows_left
+        }
+    )
+    alternatives: dict[RowKey, list[dict[str, Any] | None]] = {}
+    for version in versions:
+        before, after = (
+            {
+                _row_key(report, row): row
+                for day in days
+                for row in expected_day(server, report, lead_types, day, zone, at)
+            }
+            for at in (version - 1, version)
+        )
+        for key in before.keys() | after.keys():
+            if before.get(key) != after.get(key):
+                alternatives.setdefault(key, []).append(before.get(key))
+    return alternatives
+
+
+def with_rows_read_mid_change(
+    expected: list[dict[str, Any]],
+    stored: Sequence[dict[str, Any]],
+    alternatives: Mapping[RowKey, list[dict[str, Any] | None]],
+    report: Report,
+    text_columns: set[str],
+) -> list[dict[str, Any]]:
+    """The expected rows, where a row changed during the read may stand as it was before
+    the change (:func:`rows_read_mid_change`): stored exactly so, or absent if it was."""
+    if not alternatives:
+        return expected
+    stored_by_key = {_row_key(report, row): row for row in stored}
+    instead: dict[RowKey, dict[str, Any] | None] = {}
+    for key, rows in alternatives.items():
+        got = stored_by_key.get(key)
+        if got is None and None in rows:
+            instead[key] = None
+        match = next(
+            (r for r in rows if got and r and not row_differences(got, r, text_columns)), None
+        )
+        if match is not None:
+            instead[key] = match
+    kept = [row for row in expected if _row_key(report, row) not in instead]
+    return kept + [row for row in instead.values() if row is not None]
 
 
 def compare_awaiting_import(lab: Lab, path: Path, server: SandboxServer, day: date) -> None:
@@ -741,15 +822,16 @@ def materialization_order(lab: Lab, outcome: Outcome) -> list[str]:
 
 def versions_as_read(server: SandboxServer, order: Sequence[str]) -> dict[str, int]:
     """Per report, the data version it was read at, for a run whose steps ran one after the
-    other in ``order``: it saw the leads that offset drift inserted during its own read and
-    the reads before it, and rightly not those inserted during later reads."""
+    other in ``order``: it saw the changes the faults made during its own read and the
+    reads before it (leads inserted, deleted, updated, reopened), and rightly not those
+    made during later reads."""
     position = {name: index for index, name in enumerate(order)}
-    insertions = server.drift_insertions
-    unknown = {insertion.report_name for insertion in insertions} - set(position)
-    assert not unknown, f"leads were inserted during reads of {unknown}, not in this run"
+    changes = server.data_changes
+    unknown = {change.report_name for change in changes} - set(position)
+    assert not unknown, f"the data changed during reads of {unknown}, not in this run"
     return {
         name: max(
-            (i.version for i in insertions if position[i.report_name] <= position[name]),
+            (c.version for c in changes if position[c.report_name] <= position[name]),
             default=0,
         )
         for name in order
@@ -815,7 +897,8 @@ def values_only(tables: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[di
 
 def all_faults_at_once(lab: Lab, via: str) -> None:
     """Every fault at once (429 with Retry-After in both forms, 5xx, tokens dying every few
-    calls, cut bodies, latency, offset drift while paging, schema drift mid-range) on all
+    calls, cut bodies, connections dropped mid-body, latency, offset drift and rows leaving
+    their window while paging, schema drift mid-range) on all
     six reports over the scale's partitions, in Chicago time across a daylight-saving
     change: each stored partition equals the truth, and every check passes."""
     days = lab.days(lab.scale.partitions)
@@ -843,10 +926,51 @@ def all_faults_at_once(lab: Lab, via: str) -> None:
         failed = [
             (entry.dagster_event.asset_key, entry.dagster_event.event_specific_data)
             for entry in lab.events(run, DagsterEventType.ASSET_CHECK_EVALUATION)
-            if entry.dagster_event and not entry.dagster_event.event_specific_data.passed
+            if entry.dagster_event
+            and not entry.dagster_event.event_specific_data.passed
+            and not _explained_by_leads_leaving(server, entry.dagster_event.event_specific_data)
         ]
         assert not failed, f"checks failed: {failed}"
     lab.notes.append(f"all faults via {via}: {server.fault_counts}")
+    lab.survived(injected)
+
+
+def _explained_by_leads_leaving(server: SandboxServer, evaluation: Any) -> bool:
+    """Branch Lead Count is read after All Leads: a lead deleted while All Leads was read
+    is stored there as read, and rightly missing from the counts read later. The check that
+    compares the two says so; that is the check doing its job, not a loss."""
+    return evaluation.check_name == BRANCH_COUNTS_MATCH_LEADS and any(
+        change.report_name == ALL_LEADS.name and change.kind is ChangeKind.DELETED
+        for change in server.data_changes
+    )
+
+
+LEAVING = {
+    "alone": {"premove": 0.15},
+    "with insertions": {"premove": 0.12, "pdrift": 0.12},
+}
+
+
+def rows_leave_windows(lab: Lab, mix: str) -> None:
+    """Rows leave their window while it is paged (a lead deleted, updated out of its past
+    day, reopened), alone or mixed with leads that offset drift inserts: every row of the
+    five dated reports' truth is stored once, and a row read before it left stays exactly
+    as it was read; the client noticed the shifted pages and read the windows again."""
+    days = lab.days(lab.scale.partitions)
+    server = lab.sandbox(**LEAVING[mix])
+    path = lab.file("leaving-" + mix.replace(" ", "-"))
+    config = resources_config(page_size=lab.scale.page_size)
+    outcome = lab.run(Materialize(server, path, DAY_REPORTS, days, config))
+    injected = lab.injected(sum(server.fault_counts.values()))
+    assert outcome.success and outcome.result is not None, outcome.text[-5000:]
+    fired = {name for name, count in server.fault_counts.items() if count}
+    assert fired == {"row_left"} | ({"drift_inserted"} if "pdrift" in LEAVING[mix] else set())
+    as_read = versions_as_read(server, materialization_order(lab, outcome))
+    compare_with_truth(lab, path, server, DAY_REPORTS, days, as_of=as_read)
+    rereads = sum(metadata_of(outcome.result, r)["api_window_rereads"] for r in DAY_REPORTS)
+    assert rereads >= 1, "no window was read again: the changes went unnoticed"
+    during = sorted({c.report_name for c in server.data_changes})
+    lab.notes.append(f"rows leaving {mix}: {server.fault_counts}, during {during}")
     lab.survived(injected)
 
 
@@ -1052,6 +1176,7 @@ def retries_exhausted(lab: Lab, kind: str) -> None:
     outcome = lab.run(Materialize(source, path, [ALL_LEADS], days, config))
     faults = source.rewrites if source is not server else sum(server.fault_counts.values())
     injected = lab.injected(faults)
+    assert injected > 0, f"{kind}: the fault never fired"
     endpoint, status = EXHAUSTED_ENDPOINTS[kind]
     assert not outcome.success
     assert endpoint in outcome.text and re.search(status, outcome.text), outcome.text[-3000:]
@@ -1085,9 +1210,7 @@ def malformed_settings(lab: Lab) -> None:
     digest = file_digest(path)
     processes = {
         case: lab.start_cli(
-            Materialize(
-                server, path, [ALL_LEADS], days, resources_config(path, **config), env
-            )
+            Materialize(server, path, [ALL_LEADS], days, resources_config(path, **config), env)
         )
         for case, (env, config, _) in BAD_SETTINGS.items()
     }
@@ -1215,6 +1338,7 @@ def _run_each(lab: Lab, scenario: Callable[..., None], cases: Iterable[str]) -> 
 SCENARIOS: dict[str, Callable[[Lab], None]] = {
     "all faults at once, Python API": lambda lab: all_faults_at_once(lab, "python"),
     "all faults at once, dagster asset materialize": lambda lab: all_faults_at_once(lab, "cli"),
+    "rows leave windows mid-read": lambda lab: _run_each(lab, rows_leave_windows, LEAVING),
     "kill -9 and re-run": kill_and_rerun,
     "parallel writers": parallel_writers,
     "retries exhausted": lambda lab: _run_each(lab, retries_exhausted, EXHAUSTED_ENDPOINTS),
@@ -1222,4 +1346,3 @@ SCENARIOS: dict[str, Callable[[Lab], None]] = {
     "bad base URL or password": lambda lab: _run_each(lab, bad_base_url, BAD_BASE_URLS),
     "bad records": bad_records,
 }
-

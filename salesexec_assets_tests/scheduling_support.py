@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +129,11 @@ def run_assets(
 
 @contextmanager
 def sandbox_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
-    """A real HTTP sandbox on loopback, with its login in the credential variables."""
-    with run_sandbox(leads_per_day=SANDBOX_LEADS_PER_DAY) as server:
+    """A real HTTP sandbox on loopback, with its login in the credential variables. Its
+    clock stands still at the moment it starts: the data the sensors poll and the truth
+    the test asks for afterwards are the same, whenever the minute turns."""
+    started = datetime.now(timezone.utc)
+    with run_sandbox(leads_per_day=SANDBOX_LEADS_PER_DAY, clock=lambda: started) as server:
         monkeypatch.setenv(USERNAME_VAR, server.config.username)
         monkeypatch.setenv(PASSWORD_VAR, server.config.password)
         yield server

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -30,6 +31,7 @@ from salesexec_assets.api.errors import (
     SalesExecRequestError,
 )
 from salesexec_assets.sandbox import SandboxConfig, SandboxData, run_sandbox
+from salesexec_assets.sandbox.state import ChangeKind
 from salesexec_assets_tests.truth import canonical_record, truth_rows
 
 SECRET = "pw-Zq81-never-print-me"
@@ -40,12 +42,17 @@ FAST_RETRY = RetrySettings(
     backoff_max_seconds=0.05,
 )
 DAY = datetime(2026, 11, 20)
+CLOCK = DAY + timedelta(days=4, hours=12, minutes=30)
 ALL_LEADS = contract.REPORTS_BY_NAME["all_leads"]
+DELETED = ChangeKind.DELETED
+PAGED = [report for report in contract.REPORTS if report.paged]
 
 
 def sandbox(**settings: object):
-    """A sandbox whose password is distinctive, so that a leak is visible."""
-    return run_sandbox(password=SECRET, **settings)
+    """A sandbox whose password is distinctive, so that a leak is visible. Its clock stands
+    still a few days after DAY: DAY's leads are served as they stood then (their history
+    runs on for two weeks), the same for the read and for the truth asked later."""
+    return run_sandbox(password=SECRET, clock=lambda: CLOCK, **settings)
 
 
 def make_client(base_url: str, *, password: str = SECRET, **options: object) -> SalesExecClient:
@@ -151,23 +158,31 @@ def test_offset_drift_gives_no_duplicates_and_no_missing_rows() -> None:
         assert client.stats.duplicates_dropped + client.stats.window_rereads >= 1
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"p429": 0.3, "retry_after_seconds": 0},
-        {"p5xx": 0.3},
-        {"token_uses": 2},
-        {"latency_ms": 20},
-        {"ptruncate": 0.3},
-        {"pdrift": 0.3},
-    ],
-    ids=lambda fault: next(iter(fault)),
-)
-def test_each_fault_alone_still_yields_the_ground_truth(fault: dict) -> None:
-    with sandbox(leads_per_day=40, **fault) as server:
+# each fault alone, and the sandbox counter that proves it fired
+SINGLE_FAULTS = {
+    "429": {"p429": 0.3, "retry_after_seconds": 0},
+    "5xx": {"p5xx": 0.3},
+    "token_expired": {"token_uses": 2},
+    "delayed": {"latency_ms": 20},
+    "truncated": {"ptruncate": 0.3},
+    "dropped": {"pdrop": 0.3},
+    "drift_inserted": {"pdrift": 0.3},
+    "row_left": {"premove": 0.3},
+}
+
+
+@pytest.mark.parametrize("counter", SINGLE_FAULTS)
+def test_each_fault_alone_still_yields_the_ground_truth(counter: str) -> None:
+    with sandbox(leads_per_day=40, **SINGLE_FAULTS[counter]) as server:
         with make_client(server.base_url, page_size=8) as client:
-            assert_equals_truth(server, client)
-            assert_equals_truth(server, client, report=contract.REPORTS_BY_NAME["all_actions"])
+            for name in ("all_leads", "all_actions"):
+                report = contract.REPORTS_BY_NAME[name]
+                got = read_all(client, report, 1, DAY, DAY + timedelta(days=1))
+                assert_read_the_truth_as_it_changed(
+                    server, report, 1, DAY, DAY + timedelta(days=1), got
+                )
+        fired = {name for name, count in server.fault_counts.items() if count}
+        assert fired == {counter}, server.fault_counts
 
 
 def test_all_faults_together_still_yield_the_ground_truth_for_every_paged_report() -> None:
@@ -178,16 +193,19 @@ def test_all_faults_together_still_yield_the_ground_truth_for_every_paged_report
         token_uses=3,
         latency_ms=2,
         ptruncate=0.15,
+        pdrop=0.1,
         pdrift=0.2,
+        premove=0.15,
     )
+    end = DAY + timedelta(days=1)
     with sandbox(leads_per_day=30, **faults) as server:
         with make_client(server.base_url, page_size=6) as client:
-            for report in contract.REPORTS:
-                if report.paged:
-                    assert_equals_truth(server, client, report=report, lead_type=2)
+            for report in PAGED:
+                got = read_all(client, report, 2, DAY, end)
+                assert_read_the_truth_as_it_changed(server, report, 2, DAY, end, got)
         injected = server.fault_counts
-        assert injected["429"] and injected["5xx"] and injected["truncated"]
-        assert client.stats.retries >= injected["429"] + injected["5xx"]
+        assert all(injected.values()), f"faults that never fired: {injected}"
+        assert client.stats.retries >= injected["429"] + injected["5xx"] + injected["dropped"]
 
 
 def test_retry_after_is_honoured_in_seconds_and_http_dates() -> None:
@@ -311,6 +329,7 @@ def test_a_token_used_up_by_concurrent_pages_is_renewed_as_often_as_needed() -> 
             assert_equals_truth(server, client, report=contract.REPORTS_BY_NAME["all_actions"])
             stats = client.stats
             assert stats.logins >= stats.pages / 2  # a token serves two calls at most
+        assert server.fault_counts["token_expired"] > 0
 
 
 def test_counters_describe_the_work_done() -> None:
@@ -327,6 +346,195 @@ def test_no_secret_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     with sandbox(leads_per_day=20, token_uses=2, p5xx=0.2) as server:
         with make_client(server.base_url, page_size=5) as client:
             assert_equals_truth(server, client)
-            token = client._current_token()[0]
-    assert SECRET not in caplog.text
-    assert token not in caplog.text
+            assert_equals_truth(server, client, report=contract.REPORTS_BY_NAME["all_actions"])
+            text = caplog.text + repr(client) + repr(client.stats)
+        tokens = server.issued_tokens
+    assert len(tokens) > 3  # tokens die every two calls: many were issued
+    assert SECRET not in text
+    leaked = [token for token in tokens if token in text]  # every token, not only the last
+    assert not leaked
+
+
+# --- rows that leave a window while it is paged ---------------------------------------
+def first_read_truth(server, report, lead_type, start, end, before: int) -> list[dict]:
+    """Each row as a client that read it first saw it: the truth at version ``before``,
+    plus the rows of the final truth that were not in it yet. Rows that left the window
+    after they were read stay, as read; every row in the final truth is there."""
+    old = truth_rows(server, report, lead_type, start, end, before)
+    known = by_keys(report, old)
+    new = by_keys(report, truth_rows(server, report, lead_type, start, end))
+    return old + [row for key, row in new.items() if key not in known]
+
+
+def test_a_row_that_leaves_its_window_after_the_first_page_takes_no_other_row_with_it() -> None:
+    """~1,500 leads, Take=500: a lead read on the first page is deleted before the second
+    is fetched. Every later offset shifts back by one, so the row at the next page
+    boundary would be skipped while the count of distinct rows still matched."""
+    end = DAY + timedelta(days=1)
+    with sandbox(leads_per_day=1_500) as server:
+        with make_client(server.base_url, page_size=500) as client:
+            pages = client.iter_report_pages(ALL_LEADS, 1, DAY, end)
+            first = next(pages)
+            (left,) = server.data.change_leads(1, [first[100][contract.LEAD_UID]], DELETED)
+            got = [canonical_record(ALL_LEADS, r) for page in [first, *pages] for r in page]
+        final = {row[contract.LEAD_UID] for row in truth_rows(server, ALL_LEADS, 1, DAY, end)}
+        read = [row[contract.LEAD_UID] for row in got]
+        assert len(read) == len(set(read))
+        assert final - set(read) == set(), "rows of the window were never read"
+        assert set(read) == final | {left.lead_uid}
+        assert sorted(got, key=repr) == sorted(
+            first_read_truth(server, ALL_LEADS, 1, DAY, end, before=0), key=repr
+        )
+        assert client.stats.window_rereads >= 1
+
+
+def assert_read_the_truth_as_it_changed(
+    server, report: contract.Report, lead_type: int, start: datetime, end: datetime, got: list
+) -> None:
+    """Nothing lost, nothing twice, nothing made up: every row of the final truth was
+    read; each row read is the truth of its key at some data version (a row read before
+    it left its window stays as it was read)."""
+
+    read = by_keys(report, got)
+    assert len(read) == len(got), "a row was read twice"
+    versions = [
+        by_keys(report, truth_rows(server, report, lead_type, start, end, version))
+        for version in range(server.data.version + 1)
+    ]
+    lost = versions[-1].keys() - read.keys()
+    assert not lost, f"{report.name}: rows of the window never read: {sorted(lost)[:5]}"
+    made_up = [key for key, row in read.items() if all(v.get(key) != row for v in versions)]
+    assert not made_up, f"{report.name}: rows that were never the truth: {made_up[:5]}"
+
+
+@pytest.mark.parametrize("report", PAGED, ids=lambda report: report.name)
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_a_row_leaving_after_the_first_page_loses_nothing_in_any_paged_report(
+    report: contract.Report, concurrency: int
+) -> None:
+    """A lead deleted (All Leads, All Actions, Branch Lead Count), updated out of its past
+    day (Last Updated Leads) or reopened (Closed Leads) right after the first page."""
+    end = DAY + timedelta(days=1)
+    page_size = 2 if report.pull is contract.Pull.DAILY_AGGREGATE else 7
+    with sandbox(leads_per_day=60) as server:
+        options = {"page_size": page_size, "max_concurrent_requests": concurrency}
+        with make_client(server.base_url, **options) as client:
+            pages = client.iter_report_pages(report, 2, DAY, end)
+            first = next(pages)
+            changes = server.data.remove_from_window(report, 2, DAY, end, 0, report.name)
+            got = [canonical_record(report, r) for page in [first, *pages] for r in page]
+        assert changes, "no row left the window"
+        assert_read_the_truth_as_it_changed(server, report, 2, DAY, end, got)
+        before = by_keys(report, truth_rows(server, report, 2, DAY, end, 0))
+        after = by_keys(report, truth_rows(server, report, 2, DAY, end))
+        assert before.keys() - after.keys(), "the change made no row leave"
+        assert client.stats.window_rereads >= 1
+
+
+@pytest.mark.parametrize("report", PAGED, ids=lambda report: report.name)
+def test_rows_leaving_and_rows_arriving_at_random_while_paging_lose_nothing(
+    report: contract.Report,
+) -> None:
+    """The sandbox's premove fault alone and mixed with offset drift, pages concurrent."""
+    end = DAY + timedelta(days=2)
+    page_size = 2 if report.pull is contract.Pull.DAILY_AGGREGATE else 9
+    for faults in ({"premove": 0.3}, {"premove": 0.3, "pdrift": 0.3}):
+        with sandbox(leads_per_day=60, **faults) as server:
+            with make_client(
+                server.base_url, page_size=page_size, max_concurrent_requests=4
+            ) as client:
+                got = read_all(client, report, 3, DAY, end)
+            assert server.fault_counts["row_left"] >= 1, faults
+            assert_read_the_truth_as_it_changed(server, report, 3, DAY, end, got)
+
+
+def by_keys(report: contract.Report, rows: list[dict]) -> dict[tuple, dict]:
+    return {tuple(row[name] for name in report.key): row for row in rows}
+
+
+# --- token renewal and failures under concurrent pages ----------------------------------
+def test_a_token_dying_under_concurrent_pages_is_renewed_by_one_login_at_a_time() -> None:
+    """Tokens good for 10 calls, 8 pages in flight: when a token dies, every page in flight
+    is refused at once, and one login serves them all (not one login per page)."""
+    with sandbox(leads_per_day=400, token_uses=10, latency_ms=3) as server:
+        with make_client(server.base_url, page_size=5, max_concurrent_requests=8) as client:
+            assert_equals_truth(server, client)
+            data_calls = client.stats.requests - client.stats.logins
+        logins = len(server.issued_tokens)
+        assert logins == client.stats.logins
+        # each token serves 10 calls; a burst would log in once per refused page instead
+        assert logins <= -(-data_calls // 10) + 1, (logins, data_calls)
+
+
+@pytest.mark.parametrize("refused", [4, 12], ids=["the next page", "a later page"])
+def test_a_page_that_fails_for_good_stops_the_retries_of_the_pages_in_flight(
+    refused: int,
+) -> None:
+    """One page is refused (400) while the other pages are answered 503 again and again:
+    the read fails at once with the 400 (even while the pages before the refused one are
+    still being retried), and the other pages stop retrying."""
+    attempts: dict[int, int] = {}
+    lock = threading.Lock()
+
+    class OnePageRefused(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer(200, {contract.LOGIN_TOKEN: "token"})
+
+        def do_GET(self) -> None:
+            skip = int(self.path.split(f"{contract.PARAM_SKIP}=")[1].split("&")[0])
+            with lock:
+                attempts[skip] = attempts.get(skip, 0) + 1
+            if skip == 0:
+                rows = [{contract.LEAD_UID: n, contract.DATE_ADDED: None} for n in range(5)]
+                self._answer(200, {contract.ENVELOPE_TOTAL: 100, contract.ENVELOPE_RESULTS: rows})
+            elif skip == refused:
+                time.sleep(0.2)  # the others are retrying by now
+                self._answer(400, {contract.ERROR_MESSAGE: "The request is invalid."})
+            else:
+                self._answer(503, {contract.ERROR_MESSAGE: "The service is unavailable."})
+
+        def _answer(self, status: int, payload: dict) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    retry = RetrySettings(max_attempts=8, backoff_initial_seconds=0.3, backoff_max_seconds=1)
+    with serve(OnePageRefused) as base_url:
+        with make_client(base_url, page_size=5, max_concurrent_requests=4, retry=retry) as c:
+            with pytest.raises(SalesExecRequestError, match="HTTP 400"):
+                list(c.iter_report_pages(ALL_LEADS, 1, DAY, DAY + timedelta(days=1)))
+    others = {skip: count for skip, count in attempts.items() if skip not in (0, refused)}
+    assert others, "no other page was in flight"
+    # without the stop, each would run its 8 attempts (several seconds of backoff)
+    assert max(others.values()) <= 2, others
+
+
+def test_a_window_that_changes_during_every_read_is_read_a_bounded_number_of_times_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every page after the first makes a row leave: no pass can settle. The client gives
+    up after its re-reads and warns, naming the window; what it read is still true."""
+    end = DAY + timedelta(days=1)
+    with sandbox(leads_per_day=1_200, premove=1.0) as server:
+        with make_client(server.base_url, page_size=500, max_window_rereads=2) as client:
+            got = read_all(client, ALL_LEADS, 1, DAY, end)
+        assert client.stats.window_rereads == 2
+        assert len({row[contract.LEAD_UID] for row in got}) == len(got)
+        ever = {
+            row[contract.LEAD_UID]
+            for version in range(server.data.version + 1)
+            for row in truth_rows(server, ALL_LEADS, 1, DAY, end, version)
+        }
+        assert {row[contract.LEAD_UID] for row in got} <= ever
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("still changed during each of 2 re-reads" in text for text in warnings), warnings
+    assert any("LeadTypeUID=1" in text for text in warnings)

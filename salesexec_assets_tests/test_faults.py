@@ -26,7 +26,7 @@ import pytest
 
 from salesexec_assets.api.client import SalesExecClient
 from salesexec_assets.api.contract import LEAD_UID, PARAM_SKIP, PARAM_TAKE, TAKE_MAX
-from salesexec_assets.records import QUARANTINE_SUFFIX
+from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns
 from salesexec_assets.sandbox import SandboxServer
 from salesexec_assets_tests.conftest import (
     SANDBOX_PASSWORD,
@@ -37,6 +37,7 @@ from salesexec_assets_tests.conftest import (
 from salesexec_assets_tests.fault_scenarios import (
     BAD_BASE_URLS,
     EXHAUSTED_ENDPOINTS,
+    LEAVING,
     Exchange,
     Lab,
     RewritingProxy,
@@ -50,6 +51,7 @@ from salesexec_assets_tests.fault_scenarios import (
     parallel_writers,
     resources_config,
     retries_exhausted,
+    rows_leave_windows,
 )
 from salesexec_assets_tests.figures import Figures
 from salesexec_assets_tests.test_assets import (
@@ -62,6 +64,7 @@ from salesexec_assets_tests.test_assets import (
     metadata_of,
     whole_table,
 )
+from salesexec_assets_tests.truth import assert_rows_match, expected_day, stored_rows
 
 
 @pytest.fixture
@@ -94,6 +97,13 @@ def test_all_faults_at_once_leave_every_partition_of_the_six_reports_equal_to_th
     lab: Lab, via: str
 ) -> None:
     all_faults_at_once(lab, via)
+
+
+@pytest.mark.parametrize("mix", LEAVING)
+def test_rows_leaving_their_window_mid_read_lose_no_other_row_in_any_report(
+    lab: Lab, mix: str
+) -> None:
+    rows_leave_windows(lab, mix)
 
 
 @pytest.mark.slow
@@ -153,6 +163,24 @@ def test_run_config_that_tunes_the_client_still_reads_the_configured_account(
     assert_day_matches_truth(warehouse_path, sandbox, ALL_LEADS, [day])
 
 
+def test_a_lead_type_given_twice_in_run_config_is_pulled_and_stored_once(
+    sandbox: SandboxServer,
+    salesexec_env: dict[str, str],
+    warehouse_path: Path,
+    run_assets: RunAssets,
+) -> None:
+    """``lead_type_uids: [1, 1]`` in run config means lead type 1, as
+    ``SALESEXEC_LEAD_TYPE_UIDS=1,1`` does: not every row of it written twice."""
+    day = date(2025, 6, 10)
+    config = resources_config(lead_type_uids=[1, 1])
+    result = run_assets(definitions(), keys(ALL_LEADS), partition=str(day), run_config=config)
+    assert_succeeded(result)
+    stored = stored_rows(warehouse_path, ALL_LEADS.name)
+    expected = expected_day(sandbox, ALL_LEADS, [1], day)
+    assert len(stored) == len(expected) > 0
+    assert_rows_match(stored, expected, key_columns(ALL_LEADS))
+
+
 def test_a_chunk_and_its_quarantined_records_are_one_transaction(
     salesexec_env: dict[str, str], warehouse_path: Path, run_assets: RunAssets
 ) -> None:
@@ -178,8 +206,9 @@ def test_a_lead_inserted_while_a_window_is_read_again_is_not_lost(
 ) -> None:
     """A re-read is judged by what it read itself. Here a lead is inserted during the
     re-read, after its last page was answered (still with the old TotalCount): rows seen
-    by the first pass must not hide the row this re-read missed, so one more pass reads
-    the new lead instead of losing it."""
+    by the first pass must not hide the row this re-read missed; the middle page's new
+    TotalCount and shifted boundary show the change, so one more pass reads the new lead
+    instead of losing it."""
     server = start_sandbox(leads_per_day=2 * TAKE_MAX + 100)  # a re-read takes 3 pages
     window = (datetime(2025, 6, 10), datetime(2025, 6, 11))
     last_page_answered = threading.Event()
@@ -192,7 +221,8 @@ def test_a_lead_inserted_while_a_window_is_read_again_is_not_lost(
             return
         with lock:
             first_pass = take < TAKE_MAX and not insertions
-            rereads_middle = take == skip == TAKE_MAX and len(insertions) == 1
+            # overlapping pages: the re-read's pages start at 0, 499 and 998
+            rereads_middle = (skip, take) == (TAKE_MAX - 1, TAKE_MAX) and len(insertions) == 1
         if rereads_middle:
             assert last_page_answered.wait(timeout=30)
         if first_pass or rereads_middle:
@@ -202,7 +232,7 @@ def test_a_lead_inserted_while_a_window_is_read_again_is_not_lost(
 
     def note_last_page(exchange: Exchange) -> None:
         if (exchange.param(PARAM_SKIP), exchange.param(PARAM_TAKE)) == (
-            str(2 * TAKE_MAX),
+            str(2 * (TAKE_MAX - 1)),
             str(TAKE_MAX),
         ):
             last_page_answered.set()

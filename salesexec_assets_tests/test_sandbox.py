@@ -3,6 +3,7 @@ that matches its ground truth, and injects every fault at its configured rate.""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import select
@@ -22,6 +23,7 @@ from salesexec_assets.api.contract import (
     AUTH_HEADER,
     AUTHENTICATE_PATH,
     BRANCH_UID,
+    CLOSED,
     DATE_ADDED,
     ENVELOPE_RESULTS,
     ENVELOPE_SKIP,
@@ -33,6 +35,7 @@ from salesexec_assets.api.contract import (
     LEAD_FIELDS_OBJECT,
     LEAD_TYPES_PATH,
     LEAD_UID,
+    LIFE_CYCLE_STAGE,
     LOGIN_PASSWORD,
     LOGIN_TOKEN,
     LOGIN_USERNAME,
@@ -52,6 +55,7 @@ from salesexec_assets.api.contract import (
 from salesexec_assets.api.timestamps import format_api_instant, parse_api_timestamp
 from salesexec_assets.sandbox import Faults, SandboxConfig, SandboxData, SandboxServer, run_sandbox
 from salesexec_assets.sandbox.catalog import DRIFT_NEW_FIELD, DRIFT_NOT_AVAILABLE
+from salesexec_assets.sandbox.state import LEAVES_BY, ChangeKind
 
 USER, PASSWORD = "sandbox", "sandbox"
 DAY = datetime(2026, 3, 10)
@@ -451,11 +455,34 @@ def test_truncated_bodies_are_invalid_json_with_a_matching_content_length() -> N
         assert server.fault_counts["truncated"] >= truncated
 
 
+def test_a_dropped_connection_announces_the_whole_body_and_sends_only_part_of_it() -> None:
+    with run_sandbox(leads_per_day=1) as server:
+        token = login(server.base_url).headers[AUTH_HEADER]
+        server.set_faults(Faults(pdrop=1.0))
+        host, port = server.base_url.removeprefix("http://").split(":")
+        partial = []
+        for _ in range(20):
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            connection.request("GET", LEAD_TYPES_PATH, headers={AUTH_HEADER: token})
+            answer = connection.getresponse()
+            announced = int(answer.getheader("Content-Length"))
+            with pytest.raises(http.client.IncompleteRead) as cut:
+                answer.read()
+            assert answer.status == 200
+            partial.append((len(cut.value.partial), announced))
+            connection.close()
+        assert all(sent < announced for sent, announced in partial)
+        assert server.fault_counts["dropped"] == 20
+        # a drop is not a cut body: a client that trusts Content-Length notices it
+        assert server.fault_counts["truncated"] == 0
+
+
 def test_latency_is_added_to_every_request() -> None:
     with run_sandbox(leads_per_day=1, latency_ms=40) as server:
         started = time.perf_counter()
         _statuses(server, 5)
         assert time.perf_counter() - started >= 6 * 0.04
+        assert server.fault_counts["delayed"] == 6
 
 
 def test_faults_can_be_changed_while_the_server_runs() -> None:
@@ -532,3 +559,137 @@ def test_the_cli_serves_the_same_data_until_terminated() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# --- rows leaving a window mid-read (the premove fault) -------------------------------
+def keyed(report: Report, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {tuple(row[name] for name in report.key): row for row in rows}
+
+
+@pytest.mark.parametrize("report", PAGED_REPORTS, ids=lambda report: report.name)
+def test_a_row_served_on_the_first_page_leaves_and_later_pages_shift_back(report: Report) -> None:
+    take = 2 if report.pull is Pull.DAILY_AGGREGATE else 5
+    with run_sandbox(leads_per_day=20, premove=1.0) as server:
+        session = login(server.base_url)
+        url = server.base_url + report.path
+        first = session.get(url, params=window_params(INSURANCE, *WINDOW, 0, take)).json()
+        before = server.truth(report.name, INSURANCE, *WINDOW)
+        second = session.get(url, params=window_params(INSURANCE, *WINDOW, take, take)).json()
+        after = server.truth(report.name, INSURANCE, *WINDOW)
+        assert server.fault_counts["row_left"] == 1
+        changes = server.data_changes
+        assert {(c.version, c.report_name, c.kind) for c in changes} == {
+            (1, report.name, LEAVES_BY[report.window_field])
+        }
+        # the truth as of before the change is still known, and the change is seen after
+        assert server.truth(report.name, INSURANCE, *WINDOW, as_of=0) == before
+        assert server.truth(report.name, INSURANCE, *WINDOW, as_of=1) == after
+        gone = keyed(report, before).keys() - keyed(report, after).keys()
+        served = keyed(report, [canonical(r, report) for r in first[ENVELOPE_RESULTS]])
+        # a deleted lead takes all its actions with it: one of them was served
+        assert gone & served.keys(), "the row that left was not one the first page served"
+        assert second[ENVELOPE_TOTAL] == len(after) == len(before) - len(gone)
+        assert [canonical(r, report) for r in second[ENVELOPE_RESULTS]] == after[take : 2 * take]
+        # the row the second page began with before slid onto the first: Skip=take misses it
+        assert before[take] in after[:take]
+
+
+def test_deleted_updated_and_reopened_leads_change_every_report_as_they_would() -> None:
+    now = datetime(2026, 4, 20, 9, 30)
+    with run_sandbox(leads_per_day=20, clock=lambda: now) as server:
+        leads = server.truth(ALL_LEADS.name, SOLAR, *WINDOW)
+        closed = [lead for lead in leads if lead[CLOSED] is not None]
+        actions = server.truth(ALL_ACTIONS.name, SOLAR, *WINDOW)
+        in_window = {lead[LEAD_UID] for lead in leads}
+        acted_on = next(a[LEAD_UID] for a in actions if a[LEAD_UID] in in_window)
+        deleted, updated = acted_on, next(x[LEAD_UID] for x in leads if x[LEAD_UID] != acted_on)
+        reopened = next(x[LEAD_UID] for x in closed if x[LEAD_UID] not in (deleted, updated))
+        server.data.change_leads(SOLAR, [deleted], ChangeKind.DELETED, "test")
+        server.data.change_leads(SOLAR, [updated], ChangeKind.UPDATED, "test")
+        server.data.change_leads(SOLAR, [reopened], ChangeKind.REOPENED, "test")
+        assert server.data.version == 3
+        now_leads = {x[LEAD_UID]: x for x in server.truth(ALL_LEADS.name, SOLAR, *WINDOW)}
+        assert deleted not in now_leads
+        assert all(a[LEAD_UID] != deleted for a in server.truth(ALL_ACTIONS.name, SOLAR, *WINDOW))
+        counts = server.truth(BRANCH_LEAD_COUNT.name, SOLAR, *WINDOW)
+        assert sum(row[LEAD_COUNT] for row in counts) == len(leads) - 1
+        assert now_leads[updated][LAST_UPDATED] == now
+        today = (datetime(2026, 4, 20), datetime(2026, 4, 21))
+        moved = server.truth(REPORTS_BY_NAME["last_updated_leads"].name, SOLAR, *today)
+        touched = [now_leads[updated], now_leads[reopened]]
+        assert [lead for lead in moved if lead[LAST_UPDATED] == now] == sorted(
+            touched, key=lambda lead: lead[LEAD_UID]
+        )
+        lead = now_leads[reopened]
+        assert lead[CLOSED] is None and lead[LAST_UPDATED] == now
+        assert lead[LIFE_CYCLE_STAGE] == "Working"
+        closed_now = server.truth(REPORTS_BY_NAME["closed_leads"].name, SOLAR, *WINDOW)
+        assert reopened not in {x[LEAD_UID] for x in closed_now}
+        # each version's truth stays known
+        assert server.truth(ALL_LEADS.name, SOLAR, *WINDOW, as_of=0) == leads
+        assert deleted not in {
+            x[LEAD_UID] for x in server.truth(ALL_LEADS.name, SOLAR, *WINDOW, as_of=1)
+        }
+        as_of_2 = {x[LEAD_UID]: x for x in server.truth(ALL_LEADS.name, SOLAR, *WINDOW, as_of=2)}
+        assert as_of_2[updated][LAST_UPDATED] == now and as_of_2[reopened][CLOSED] is not None
+        # and what is served is the truth
+        served = read_all(login(server.base_url), server.base_url, ALL_LEADS, SOLAR, 50)
+        assert [canonical(r, ALL_LEADS) for r in served] == list(now_leads.values())
+
+
+# --- the clock: nothing after it is served ------------------------------------------------
+def served_instants(server: SandboxServer, start: datetime, end: datetime) -> list[datetime]:
+    """Every timestamp the records reports serve for [start, end), all lead types."""
+    session = login(server.base_url)
+    instants = []
+    for report in PAGED_REPORTS:
+        for lead_type in (MORTGAGE, INSURANCE, SOLAR):
+            params = window_params(lead_type, start, end, take=TAKE_MAX)
+            page = session.get(server.base_url + report.path, params=params).json()
+            assert page[ENVELOPE_TOTAL] <= TAKE_MAX
+            served = [canonical(r, report) for r in page[ENVELOPE_RESULTS]]
+            assert served == server.truth(report.name, lead_type, start, end)
+            instants += [r[name] for r in served for name in timestamp_fields(report) if r[name]]
+    return instants
+
+
+def test_the_sandbox_never_serves_an_instant_after_its_clock() -> None:
+    """With the clock at 14:30 on DAY, leads of the last two weeks (whose history runs up
+    to 14 days after they were added) are served as they stood at 14:30."""
+    now = DAY + timedelta(hours=14, minutes=30)
+    with run_sandbox(leads_per_day=6, clock=lambda: now) as server:
+        instants = served_instants(server, DAY - timedelta(days=16), DAY + timedelta(days=2))
+        assert instants and max(instants) <= now
+        whole = SandboxData(SandboxConfig(leads_per_day=6), clock=lambda: datetime.max)
+        generated = whole.truth(ALL_LEADS.name, SOLAR, DAY, DAY + timedelta(days=1))
+        today = server.truth(ALL_LEADS.name, SOLAR, DAY, DAY + timedelta(days=1))
+        assert [lead[LEAD_UID] for lead in today] == [
+            lead[LEAD_UID] for lead in generated if lead[DATE_ADDED] <= now
+        ]
+        assert 0 < len(today) < len(generated)
+
+
+def test_today_fills_in_as_the_clock_moves_and_leads_close_when_their_time_comes() -> None:
+    clock = [DAY + timedelta(hours=1)]
+    window = (DAY - timedelta(days=3), DAY + timedelta(days=1))
+    whole = SandboxData(SandboxConfig(leads_per_day=30), clock=lambda: datetime.max)
+    closing = [
+        lead
+        for lead in whole.truth(ALL_LEADS.name, MORTGAGE, *window)
+        if lead[CLOSED] is not None and clock[0] < lead[CLOSED] < DAY + timedelta(days=1)
+    ]
+    assert closing, "no lead closes later that day: pick another day"
+    lead = closing[0]
+    with run_sandbox(leads_per_day=30, clock=lambda: clock[0]) as server:
+        early = {x[LEAD_UID]: x for x in server.truth(ALL_LEADS.name, MORTGAGE, *window)}
+        closed_early = server.truth("closed_leads", MORTGAGE, *window)
+        clock[0] = lead[CLOSED] + timedelta(minutes=1)
+        late = {x[LEAD_UID]: x for x in server.truth(ALL_LEADS.name, MORTGAGE, *window)}
+        closed_late = server.truth("closed_leads", MORTGAGE, *window)
+    assert len(late) > len(early)  # leads added since came in
+    before = early[lead[LEAD_UID]]
+    assert before[CLOSED] is None and before[LIFE_CYCLE_STAGE] == "Working"
+    assert before[LAST_UPDATED] < lead[CLOSED]
+    assert lead[LEAD_UID] not in {x[LEAD_UID] for x in closed_early}
+    assert late[lead[LEAD_UID]][CLOSED] == lead[CLOSED]
+    assert lead[LEAD_UID] in {x[LEAD_UID] for x in closed_late}

@@ -51,7 +51,7 @@ from salesexec_assets.api.contract import REPORTS, Pull, Report
 from salesexec_assets.assets import ASSET_PREFIX, GROUP_NAME
 from salesexec_assets.records import PARTITION_COLUMN, table_spec
 from salesexec_assets.resources import SalesExecResource
-from salesexec_assets.sandbox import SandboxConfig, SandboxData
+from salesexec_assets.sandbox import SandboxConfig
 from salesexec_assets_tests.e2e_browser import headless_chromium, require_browser
 from salesexec_assets_tests.e2e_dagster import (
     LOCATION_NAME,
@@ -65,7 +65,12 @@ from salesexec_assets_tests.e2e_dagster import (
     project_warnings,
     wait_for_backfills,
 )
-from salesexec_assets_tests.e2e_truth import compare_with_truth, last_days, read_only
+from salesexec_assets_tests.e2e_truth import (
+    compare_with_truth,
+    last_days,
+    moments_between,
+    read_only,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -92,9 +97,10 @@ def asset_path(report: Report) -> tuple[str, str]:
     return (ASSET_PREFIX, report.name)
 
 
-def sandbox_truth() -> SandboxData:
-    """The data the embedded sandbox serves: the resource's default volume."""
-    return SandboxData(SandboxConfig(leads_per_day=SalesExecResource().sandbox_leads_per_day))
+def sandbox_config() -> SandboxConfig:
+    """The embedded sandbox's data: the resource's default volume."""
+    return SandboxConfig(leads_per_day=SalesExecResource().sandbox_leads_per_day)
+
 
 
 def isolated_environment(tmp: Path) -> dict[str, str]:
@@ -153,6 +159,7 @@ class Backfilled:
     today: date
     windowed: Backfill
     now_only: Backfill
+    started: datetime  # naive UTC, before the backfills were launched
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +185,8 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]
 @pytest.fixture(scope="module")
 def backfilled(dagster_ui: DagsterDev) -> Backfilled:
     wait_until_clear_of_midnight()
-    today = datetime.now(timezone.utc).date()
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    today = started.date()
     days = last_days(BACKFILL_DAYS, today)
     windowed_id = launch_backfill(
         dagster_ui,
@@ -194,7 +202,9 @@ def backfilled(dagster_ui: DagsterDev) -> Backfilled:
     )
     states = wait_for_backfills(dagster_ui, [windowed_id, now_id], BACKFILL_TIMEOUT_SECONDS)
     warehouse = Path(dagster_ui.env["SALESEXEC_DUCKDB_PATH"])
-    return Backfilled(dagster_ui, warehouse, days, today, states[windowed_id], states[now_id])
+    return Backfilled(
+        dagster_ui, warehouse, days, today, states[windowed_id], states[now_id], started
+    )
 
 
 def describe(backfill: Backfill) -> str:
@@ -314,8 +324,11 @@ def test_backfill_of_the_now_only_report_for_today_completes_in_one_run(
 def test_duckdb_tables_hold_exactly_the_sandbox_rows_of_the_backfilled_days(
     backfilled: Backfilled,
 ) -> None:
+    # today fills in while the backfills run: each day equals the truth of some moment
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    moments = moments_between(sandbox_config(), backfilled.started, now)
     problems, rows = compare_with_truth(
-        backfilled.warehouse, sandbox_truth(), backfilled.days, backfilled.today, ZONE
+        backfilled.warehouse, moments, backfilled.days, backfilled.today, ZONE
     )
     assert problems == [], "\n".join(problems[:20])
     assert all(rows[report.name] > 0 for report in REPORTS), rows

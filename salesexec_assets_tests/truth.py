@@ -198,11 +198,21 @@ def assert_rows_match(
     missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
     assert not missing and not extra, f"rows missing: {missing[:5]}; rows not in truth: {extra[:5]}"
     for row_key, wanted in want.items():
-        got = have[row_key]
-        for column in sorted(set(got) | set(wanted)):
-            value = wanted.get(column)
-            if column in text and value is not None:
-                value = as_text(value)
-            assert got.get(column) == value, (
-                f"{row_key} column {column}: table has {got.get(column)!r}, truth {value!r}"
-            )
+        differences = row_differences(have[row_key], wanted, text)
+        assert not differences, f"{row_key} {differences[0]}"
+
+
+def row_differences(
+    got: dict[str, Any], wanted: dict[str, Any], text_columns: Iterable[str] = ()
+) -> list[str]:
+    """How a table row differs from the truth's row, column by column (see
+    :func:`assert_rows_match`); [] when they are equal."""
+    text = set(text_columns)
+    differences = []
+    for column in sorted(set(got) | set(wanted)):
+        value = wanted.get(column)
+        if column in text and value is not None:
+            value = as_text(value)
+        if got.get(column) != value:
+            differences.append(f"column {column}: table has {got.get(column)!r}, truth {value!r}")
+    return differences

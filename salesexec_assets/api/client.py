@@ -15,9 +15,13 @@ Why it looks the way it does:
   report's size. Pages after the first may be fetched concurrently (bounded), which is
   what makes a high-latency API fast; they are still yielded in order.
 - Offset paging over live data can repeat a row (rows added meanwhile shift the offsets)
-  or miss one. Rows are de-duplicated by the report's key, and when a pass over the
-  window read fewer distinct rows than the API's final ``TotalCount`` the window is read
-  again, yielding only rows not seen yet; each re-read is judged by what it read itself.
+  or miss one (a row already read leaves the window: it is deleted, updated out of a
+  past day, reopened; the row at the next page boundary slides onto the page just read).
+  Counting rows cannot see the second case, so pages overlap by one row: each page must
+  start with the row the page before ended with, be as long as its ``TotalCount`` says,
+  and that total must not change. Any change to the window during the read breaks one of
+  these, whatever order the pages were fetched in; the window is then read again (a
+  bounded number of times), yielding only rows not seen yet (de-duplicated by key).
 - Contract overrides (``SALESEXEC_CONTRACT_OVERRIDES``) apply at the HTTP boundary, in
   :meth:`SalesExecClient._request` alone: paths, parameters and body fields go out under
   the API's names, answers come back under the contract's, and nothing else changes.
@@ -32,7 +36,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Generator, Hashable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -161,9 +165,7 @@ def record_key(report: contract.Report, record: Record) -> tuple[Hashable, ...] 
     return values
 
 
-def _plain_keys(
-    report: contract.Report, records: list[Any]
-) -> set[tuple[Hashable, ...]] | None:
+def _plain_keys(report: contract.Report, records: list[Any]) -> set[tuple[Hashable, ...]] | None:
     """The keys of a page whose records are all objects with distinct int or text keys
     of one field (the usual page), or None: then each record is looked at on its own."""
     if len(report.key) != 1 or set(map(type, records)) - {dict}:
@@ -217,6 +219,7 @@ class SalesExecClient:
         self._token_generation = 0
         self._served_generation = 0  # the newest token generation that served a call
         self._token_lock = threading.Lock()
+        self._login_lock = threading.Lock()  # one login at a time: the others wait for it
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_maxsize=max_concurrent_requests + 2, max_retries=0)
         self._session.mount("http://", adapter)
@@ -238,6 +241,10 @@ class SalesExecClient:
     # --- authentication -----------------------------------------------------------
     def authenticate(self) -> None:
         """Log in (again) and keep the token for later calls."""
+        with self._login_lock:
+            self._login()
+
+    def _login(self) -> None:
         body = {contract.LOGIN_USERNAME: self.username, contract.LOGIN_PASSWORD: self.__password}
         payload = self._request("POST", contract.AUTHENTICATE_PATH, json_body=body, login=True)
         token = payload.get(contract.LOGIN_TOKEN) if isinstance(payload, dict) else None
@@ -255,7 +262,7 @@ class SalesExecClient:
         with self._token_lock:
             token, generation = self._token, self._token_generation
         if token is None:
-            self.authenticate()
+            self._refresh_token(generation)
             return self._current_token()
         return token, generation
 
@@ -269,11 +276,16 @@ class SalesExecClient:
             self._served_generation = max(self._served_generation, generation)
 
     def _refresh_token(self, seen_generation: int) -> None:
-        """Log in again unless another thread already did since ``seen_generation``."""
-        with self._token_lock:
-            if self._token_generation != seen_generation:
-                return
-        self.authenticate()
+        """Log in again unless another thread already did since ``seen_generation``.
+
+        Single flight: when a token dies under N concurrent pages, all N are refused at
+        once; one of them logs in while the others wait for that login, then use its token.
+        """
+        with self._login_lock:
+            with self._token_lock:
+                if self._token_generation != seen_generation:
+                    return
+            self._login()
 
     # --- one call, with retries -------------------------------------------------------
     def _request(
@@ -285,8 +297,10 @@ class SalesExecClient:
         json_body: dict[str, Any] | None = None,
         login: bool = False,
         as_sent: bool = False,
+        stop: threading.Event | None = None,
     ) -> Any:
-        """Send one call until it succeeds, fails for good, or the retry budget runs out.
+        """Send one call until it succeeds, fails for good, or the retry budget runs out
+        (or ``stop`` is set: another page of the same read failed for good).
 
         ``path``, ``params`` and ``json_body`` use the contract's names and so does the
         answer (``as_sent``: the answer as the API wrote it).
@@ -300,6 +314,8 @@ class SalesExecClient:
         waited = 0.0
         relogins = refreshes = 0
         while True:
+            if stop is not None and stop.is_set():
+                raise _Stopped()
             attempts += 1
             try:
                 answer = self._attempt(method, path, params, json_body, login)
@@ -344,7 +360,10 @@ class SalesExecClient:
                     self.stats.add(rate_limit_wait_seconds=delay)
                 else:
                     self.stats.add(backoff_wait_seconds=delay)
-                time.sleep(delay)
+                if stop is None:
+                    time.sleep(delay)
+                elif stop.wait(delay):
+                    raise _Stopped() from None
                 waited += delay
 
     def _attempt(
@@ -474,105 +493,194 @@ class SalesExecClient:
     def _iter_window(self, report: contract.Report, params: dict[str, Any]) -> Iterator[Page]:
         seen: set[tuple[Hashable, ...]] = set()
         for reread in range(self.max_window_rereads + 1):
-            total = 0
-            # A pass is complete by what IT read: rows seen by an earlier pass cannot stand
-            # in for a row this pass missed, or a row inserted during a re-read (which
-            # shifts the offsets of that re-read) could go unnoticed and be lost.
-            read: set[tuple[Hashable, ...]] = set()
-            keyless = 0
             # a re-read takes the largest pages: fewer calls, less time for the data to move
             page_size = self.page_size if reread == 0 else contract.TAKE_MAX
-            for envelope in self._iter_envelopes(report.path, params, page_size):
-                total = envelope[contract.ENVELOPE_TOTAL]
-                results = envelope[contract.ENVELOPE_RESULTS]
-                keys = _plain_keys(report, results)
-                if keys is not None and seen.isdisjoint(keys):  # the usual page: all new
-                    read.update(keys)
-                    seen.update(keys)
-                    self.stats.add(rows=len(results))
-                    if results:
-                        yield results
-                    continue
-                page: Page = []
-                for record in results:
-                    key = record_key(report, record) if isinstance(record, dict) else None
-                    if key is None:
-                        keyless += 1
-                        if reread == 0:
-                            page.append(record)
-                        continue
-                    read.add(key)
-                    if key in seen:
-                        self.stats.add(duplicates_dropped=1)
-                        continue
-                    seen.add(key)
-                    page.append(record)
-                self.stats.add(rows=len(page))
-                if page:
-                    yield page
-            if len(read) + keyless >= total:
+            change = yield from self._read_pass(report, params, page_size, seen, reread == 0)
+            if change is None:
                 return
+            if reread == self.max_window_rereads:
+                break
             self.stats.add(window_rereads=1)
             self.log.info(
-                "SalesExec %s %s: %d distinct rows but TotalCount is now %d (rows added while "
-                "paging); reading the window again for the missing ones",
+                "SalesExec %s %s: the window changed while it was read (%s); reading it "
+                "again for the rows that shifted past a page boundary",
                 report.path,
                 _describe_params(params),
-                len(read) + keyless,
-                total,
+                change,
             )
         self.log.warning(
-            "SalesExec %s %s: still %d rows short after %d re-reads; the data changed "
-            "faster than it could be read",
+            "SalesExec %s %s: the window still changed during each of %d re-reads (%s); "
+            "the data changed faster than it could be read, so rows may be missing",
             report.path,
             _describe_params(params),
-            total - len(read) - keyless,
             self.max_window_rereads,
+            change,
         )
+
+    def _read_pass(
+        self,
+        report: contract.Report,
+        params: dict[str, Any],
+        page_size: int,
+        seen: set[tuple[Hashable, ...]],
+        first_pass: bool,
+    ) -> Generator[Page, None, str | None]:
+        """One pass over the window, yielding the rows not ``seen`` yet; returns None if the
+        window provably did not change under it, else what changed.
+
+        Pages overlap by one row (see :meth:`_iter_envelopes`). The pass is complete when
+        each page's first row is the row the page before ended with (same key and same
+        window instant), every page is as long as its ``TotalCount`` says, and that total
+        never changed. Then every row that stayed in the window was read, whenever each
+        page was fetched: a row removed, added or moved anywhere before a boundary shifts
+        that boundary, and one added after the last page changes the total. Rows read
+        before they left the window stay as they were read.
+        """
+        change: str | None = None
+        first_total: int | None = None
+        boundary: Any = _NO_BOUNDARY
+        for skip, envelope in self._iter_envelopes(report.path, params, page_size):
+            total = envelope[contract.ENVELOPE_TOTAL]
+            results = envelope[contract.ENVELOPE_RESULTS]
+            if first_total is None:
+                first_total = total
+            expected_rows = max(0, min(_overlapping(page_size), total - skip))
+            if change is None:
+                if total != first_total:
+                    change = f"TotalCount went from {first_total} to {total}"
+                elif len(results) != expected_rows:
+                    change = f"{len(results)} rows at Skip={skip}, not {expected_rows}"
+                elif skip and (not results or _boundary(report, results[0]) != boundary):
+                    change = f"the rows before Skip={skip} shifted"
+            if skip and results and _boundary(report, results[0]) == boundary:
+                results = results[1:]  # the overlap row: handed on with the page before
+            boundary = _boundary(report, results[-1]) if results else _NO_BOUNDARY
+            page = self._new_rows(report, results, seen, first_pass)
+            if page:
+                yield page
+        return change
+
+    def _new_rows(
+        self,
+        report: contract.Report,
+        results: list[Any],
+        seen: set[tuple[Hashable, ...]],
+        first_pass: bool,
+    ) -> Page:
+        """The records of a page not handed on yet (records without a key: on the first
+        pass only, so that the caller can quarantine them instead of losing them)."""
+        keys = _plain_keys(report, results)
+        if keys is not None and seen.isdisjoint(keys):  # the usual page: all new
+            seen.update(keys)
+            self.stats.add(rows=len(results))
+            return results
+        page: Page = []
+        for record in results:
+            key = record_key(report, record) if isinstance(record, dict) else None
+            if key is None:
+                if first_pass:
+                    page.append(record)
+                continue
+            if key in seen:
+                self.stats.add(duplicates_dropped=1)
+                continue
+            seen.add(key)
+            page.append(record)
+        self.stats.add(rows=len(page))
+        return page
 
     def _iter_envelopes(
         self, path: str, params: dict[str, Any], page_size: int
-    ) -> Iterator[dict[str, Any]]:
-        """The first page, then the rest fetched concurrently (bounded) and yielded in order.
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(skip, page)``: the first page, then the rest fetched concurrently (bounded)
+        and yielded in order. Each page after the first starts at the last row of the page
+        before it (an overlap of one row), so that a shift of the rows between two
+        fetches shows.
 
         At most ``max_concurrent_requests`` calls are in flight, and up to
         ``PAGES_AHEAD_PER_REQUEST`` times as many pages are fetched ahead of the consumer:
         the requests go on while the caller converts and stages a batch, so a slow API
         and a busy CPU overlap instead of taking turns.
         """
-        first = self._get_page(path, params, 0, page_size)
-        yield first
+        take = _overlapping(page_size)
+        first = self._get_page(path, params, 0, take)
+        yield 0, first
         total = first[contract.ENVELOPE_TOTAL]
-        offsets = deque(range(page_size, total, page_size))
+        # page n covers offsets n*(take-1) .. n*(take-1) + take-1, the last one total-1
+        offsets = deque(range(take - 1, total - 1, take - 1))
         if not offsets:
             return
         if self.max_concurrent_requests == 1:
             for skip in offsets:
-                yield self._get_page(path, params, skip, page_size)
+                yield skip, self._get_page(path, params, skip, take)
             return
         ahead = self.max_concurrent_requests * PAGES_AHEAD_PER_REQUEST
+        # Set when the read ends early (any page failed for good, or the caller stopped):
+        # the pages in flight give up at once instead of running their retries to the end.
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def fail_fast(future: Future[dict[str, Any]]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if error is not None and not isinstance(error, _Stopped):
+                failures.append(error)
+                stop.set()
+
         with ThreadPoolExecutor(max_workers=self.max_concurrent_requests) as pool:
-            in_flight: deque[Future[dict[str, Any]]] = deque()
+            in_flight: deque[tuple[int, Future[dict[str, Any]]]] = deque()
             try:
                 while offsets or in_flight:
                     while offsets and len(in_flight) < ahead:
-                        in_flight.append(
-                            pool.submit(self._get_page, path, params, offsets.popleft(), page_size)
-                        )
-                    yield in_flight.popleft().result()
+                        skip = offsets.popleft()
+                        future = pool.submit(self._get_page, path, params, skip, take, stop)
+                        future.add_done_callback(fail_fast)
+                        in_flight.append((skip, future))
+                    skip, future = in_flight.popleft()
+                    try:
+                        page = future.result()
+                    except _Stopped:  # a later page failed for good first: that is the error
+                        raise failures[0] from None
+                    yield skip, page
             finally:
-                for future in in_flight:
+                stop.set()
+                for _, future in in_flight:
                     future.cancel()
 
     def _get_page(
-        self, path: str, params: dict[str, Any], skip: int, page_size: int | None = None
+        self,
+        path: str,
+        params: dict[str, Any],
+        skip: int,
+        page_size: int | None = None,
+        stop: threading.Event | None = None,
     ) -> dict[str, Any]:
         take = page_size or self.page_size
         page_params = {**params, contract.PARAM_SKIP: skip, contract.PARAM_TAKE: take}
-        envelope = self._request("GET", path, params=page_params)
+        envelope = self._request("GET", path, params=page_params, stop=stop)
         _check_envelope(envelope, f"GET {path}")
         self.stats.add(pages=1)
         return envelope
+
+
+_NO_BOUNDARY = object()  # no row to compare a page's first row with
+
+
+def _overlapping(page_size: int) -> int:
+    """The Take of overlapping pages: at least 2, or a page would add no row."""
+    return max(2, page_size)
+
+
+def _boundary(report: contract.Report, record: Any) -> Any:
+    """What places a record in the API's order: its window instant and its key (the
+    record itself when it is not an object)."""
+    if not isinstance(record, dict):
+        return record
+    names = (report.window_field, *report.key) if report.window_field else report.key
+    return tuple(record.get(name) for name in names)
+
+
+class _Stopped(Exception):
+    """Internal: the read this call belongs to ended (another page failed for good)."""
 
 
 class _TokenRejected(Exception):

@@ -3,7 +3,8 @@
 Routing, authentication, parameter validation and the JSON shapes live here; transient
 faults (429, 5xx, latency, cut bodies) are applied around this by the server. The two
 faults that need the API's own knowledge are decided here: token expiry (a use count)
-and offset drift (a lead inserted during a paged read).
+offset drift (a lead inserted during a paged read) and rows leaving a window during a
+paged read (a lead deleted, updated or reopened).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from salesexec_assets.api.contract import (
     AUTH_HEADER,
@@ -78,10 +79,6 @@ def envelope(total: int, skip: int, take: int, rows: Sequence[Row]) -> Response:
 def not_found(path: str) -> Response:
     """ASP.NET's answer to a path it has no route for."""
     return error_response(404, f"No HTTP resource was found that matches the request URI '{path}'.")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _integer(request: Request, name: str, default: int | None = None) -> int:
@@ -164,7 +161,7 @@ class SandboxApp:
             )
         if route.needs_token:
             state = self._tokens.use(
-                request.headers.get(AUTH_HEADER), self._faults.faults.token_uses, _utc_now()
+                request.headers.get(AUTH_HEADER), self._faults.faults.token_uses, self._data.now()
             )
             if state is TokenState.EXPIRED:
                 self._faults.note_token_expired()
@@ -193,7 +190,7 @@ class SandboxApp:
             _same(username, self._config.username) and _same(password, self._config.password)
         ):
             return error_response(401, INVALID_LOGIN_MESSAGE)
-        token, expires = self._tokens.issue(_utc_now())
+        token, expires = self._tokens.issue(self._data.now())
         answer = {
             LOGIN_TOKEN: token,
             LOGIN_USER_ACCOUNT_UID: SANDBOX_USER_ACCOUNT_UID,
@@ -216,9 +213,15 @@ class SandboxApp:
         start, end = _window(request)
         skip, take = _paging(request)
         self._data.spec(lead_type_uid)
-        if self._faults.drift(skip):
+        if start <= self._data.visible_now() and self._faults.drift(skip):
             # A lead created during the read sorts first and shifts every later offset.
-            self._data.insert_lead(lead_type_uid, start, during=report.name)
+            self._data.insert_lead(lead_type_uid, start, report.name, (start, end))
+        leaving = self._faults.removal(skip, take)
+        if leaving is not None and self._data.remove_from_window(
+            report, lead_type_uid, start, end, leaving, during=report.name
+        ):
+            # A row already served leaves: every later offset shifts back by one.
+            self._faults.note_row_left()
         rows = self._data.rows(report, lead_type_uid, start, end)
         return envelope(len(rows), skip, take, rows[skip : skip + take])
 

@@ -26,6 +26,9 @@ STATUSES: dict[str, tuple[str, ...]] = {
     STAGE_LOST: ("Not Interested", "Bad Number", "Duplicate", "Went With Competitor"),
 }
 
+# The status of a lead being worked that is not closed (yet, or any more).
+WORKING_STATUS = "Contacted"
+
 # (UID, name): one branch has no name, as the contract allows (BranchName is nullable).
 BRANCHES: tuple[tuple[int, str | None], ...] = (
     (10, "Austin"),

@@ -71,7 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument("--latency-ms", type=float, default=0.0)
     faults.add_argument("--ptruncate", type=_share, default=0.0, help="share of cut 200 bodies")
     faults.add_argument(
+        "--pdrop", type=_share, default=0.0, help="share of 200 answers dropped mid-body"
+    )
+    faults.add_argument(
         "--pdrift", type=_share, default=0.0, help="share of Skip>0 reads that insert a lead"
+    )
+    faults.add_argument(
+        "--premove",
+        type=_share,
+        default=0.0,
+        help="share of Skip>0 reads that make an already served row leave the window",
     )
     return parser
 
@@ -86,7 +95,9 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         token_uses=args.token_uses,
         latency_ms=args.latency_ms,
         ptruncate=args.ptruncate,
+        pdrop=args.pdrop,
         pdrift=args.pdrift,
+        premove=args.premove,
         schema_drift_from=args.schema_drift_from,
     )
     return SandboxConfig(

@@ -29,11 +29,17 @@ class Faults:
     token_uses: int | None = None  # a token dies after this many uses (None: never)
     latency_ms: float = 0.0  # delay added to every request
     ptruncate: float = 0.0  # share of 200 answers whose body is cut short
+    # share of 200 answers whose connection drops mid-body: the headers announce the whole
+    # body (Content-Length), part of it is sent, then the connection is closed
+    pdrop: float = 0.0
     pdrift: float = 0.0  # share of paged report reads with Skip > 0 that insert a lead first
+    # share of paged report reads with Skip > 0 that first make a row the first page served
+    # leave the window: a lead deleted, updated to now or reopened (see sandbox/state.py)
+    premove: float = 0.0
     schema_drift_from: date | None = None  # leads added from this day on have drifted Fields
 
     def __post_init__(self) -> None:
-        for name in ("p429", "p5xx", "ptruncate", "pdrift"):
+        for name in ("p429", "p5xx", "ptruncate", "pdrop", "pdrift", "premove"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a share and must be within [0, 1], got {value}")

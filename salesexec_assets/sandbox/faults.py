@@ -1,4 +1,5 @@
-"""Fault injection: rate limits, server errors, latency, cut bodies and offset drift.
+"""Fault injection: rate limits, server errors, latency, cut bodies, offset drift and rows
+leaving a window mid-read.
 
 One seeded RNG behind a lock decides every fault, so a run with a single-threaded
 client replays exactly; every fault that fires is counted, for test summaries.
@@ -19,13 +20,19 @@ COUNT_429 = "429"
 COUNT_5XX = "5xx"
 COUNT_TOKEN_EXPIRED = "token_expired"
 COUNT_TRUNCATED = "truncated"
+COUNT_DROPPED = "dropped"
+COUNT_DELAYED = "delayed"
 COUNT_DRIFT_INSERTED = "drift_inserted"
+COUNT_ROW_LEFT = "row_left"
 FAULT_COUNT_NAMES = (
     COUNT_429,
     COUNT_5XX,
     COUNT_TOKEN_EXPIRED,
     COUNT_TRUNCATED,
+    COUNT_DROPPED,
+    COUNT_DELAYED,
     COUNT_DRIFT_INSERTED,
+    COUNT_ROW_LEFT,
 )
 
 SERVER_ERRORS: dict[int, str] = {
@@ -69,6 +76,8 @@ class FaultInjector:
         """Sleep for the configured latency."""
         latency_ms = self._faults.latency_ms
         if latency_ms > 0:
+            with self._lock:
+                self._counts[COUNT_DELAYED] += 1
             time.sleep(latency_ms / 1000)
 
     def transient_failure(self) -> Response | None:
@@ -100,15 +109,21 @@ class FaultInjector:
         return formatdate(int(time.time()) + faults.retry_after_seconds, usegmt=True)
 
     def truncate(self, response: Response) -> Response:
-        """A 200 answer, maybe with its body cut short (no longer valid JSON)."""
+        """A 200 answer, maybe with its body cut short (no longer valid JSON, with a
+        matching Content-Length), or its connection dropped mid-body (a Content-Length
+        of the whole body, part of it sent, then the connection closed)."""
         if response.status != 200 or len(response.body) < 2:
             return response
         with self._lock:
-            if not self._strikes(self._faults.ptruncate):
-                return response
-            cut = self._rng.randint(1, len(response.body) - 1)
-            self._counts[COUNT_TRUNCATED] += 1
-        return response.with_body(response.body[:cut])
+            if self._strikes(self._faults.ptruncate):
+                cut = self._rng.randint(1, len(response.body) - 1)
+                self._counts[COUNT_TRUNCATED] += 1
+                return response.with_body(response.body[:cut])
+            if self._strikes(self._faults.pdrop):
+                sent = self._rng.randint(0, len(response.body) - 1)
+                self._counts[COUNT_DROPPED] += 1
+                return response.dropped_after(sent)
+        return response
 
     def drift(self, skip: int) -> bool:
         """Whether a paged read at offset ``skip`` gets a lead inserted before it."""
@@ -119,6 +134,22 @@ class FaultInjector:
                 return False
             self._counts[COUNT_DRIFT_INSERTED] += 1
         return True
+
+    def removal(self, skip: int, take: int) -> int | None:
+        """For a paged read at ``skip``: the offset of a row that leaves the window first,
+        or None. The row is one the first page (offsets below ``take``) already served, so
+        a client that does not notice loses the row at its next page boundary."""
+        if skip <= 0:
+            return None
+        with self._lock:
+            if not self._strikes(self._faults.premove):
+                return None
+            return self._rng.randrange(min(skip, take))
+
+    def note_row_left(self) -> None:
+        """Count a read during which a row left its window."""
+        with self._lock:
+            self._counts[COUNT_ROW_LEFT] += 1
 
     def note_token_expired(self) -> None:
         """Count a call refused because its token was used up."""

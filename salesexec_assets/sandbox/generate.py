@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
@@ -54,6 +54,11 @@ def to_json(record: dict[str, Any]) -> str:
 def lead_uid(spec: LeadTypeSpec, day: date, index: int) -> int:
     """A lead's UID: unique across lead types, days and indexes (an int64)."""
     return (day.toordinal() * 10 + spec.uid) * _LEAD_INDEX_FACTOR + index
+
+
+def lead_day(uid: int) -> date:
+    """The UTC day a lead was added, read back from its UID (see :func:`lead_uid`)."""
+    return date.fromordinal(uid // _LEAD_INDEX_FACTOR // 10)
 
 
 def _guid(rng: random.Random) -> str:
@@ -199,6 +204,42 @@ def inserted_lead(
     added = stamp(rng, at, form=Form.Z7)
     drifted = drift_from is not None and day >= drift_from
     return make_lead(rng, spec, lead_uid(spec, day, index), drifted, added, added, None)
+
+
+def edited(row: Row, values: Mapping[str, Any], stamps: Mapping[str, Stamp | None]) -> Row:
+    """``row`` with some fields changed: ``values`` as they are, ``stamps`` as timestamps
+    (None: null). The other fields keep their truth and their text on the wire."""
+    truth = {**row.truth, **values}
+    wire = {**json.loads(row.json), **values}
+    for name, value in stamps.items():
+        truth[name] = None if value is None else value.value
+        wire[name] = None if value is None else value.text
+    return Row(truth, to_json(wire))
+
+
+def lead_as_of(lead: Row, action_dates: Iterable[datetime], at: datetime) -> Row | None:
+    """A lead as it stood at ``at``: None before it was added; not closed yet if it closes
+    later; last updated by its latest event up to then (added, an action, closing)."""
+    truth = lead.truth
+    if truth[contract.DATE_ADDED] > at:
+        return None
+    if truth[contract.LAST_UPDATED] <= at:
+        return lead
+    closed = truth[contract.CLOSED]
+    events = [truth[contract.DATE_ADDED], *(when for when in action_dates if when <= at)]
+    if closed is not None and closed <= at:
+        events.append(closed)
+    updated = max(events)
+    rng = random.Random(f"salesexec-sandbox:as-of:{truth[LEAD_UID]}:{updated.isoformat()}")
+    stamps: dict[str, Stamp | None] = {contract.LAST_UPDATED: stamp(rng, updated, form=Form.Z7)}
+    values: dict[str, Any] = {}
+    if closed is not None and closed > at:
+        stamps[contract.CLOSED] = None
+        values = {
+            contract.LIFE_CYCLE_STAGE: catalog.STAGE_WORKING,
+            contract.LEAD_STATUS: catalog.WORKING_STATUS,
+        }
+    return edited(lead, values, stamps)
 
 
 def generate_actions(

@@ -35,10 +35,15 @@ class Response:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    drop_after: int | None = None  # send only this many body bytes, then close
 
     def with_body(self, body: bytes) -> Response:
         """The same answer with another body (a cut one, for the truncation fault)."""
         return Response(self.status, body, self.headers)
+
+    def dropped_after(self, sent: int) -> Response:
+        """The same answer, its connection closed after ``sent`` bytes of the body."""
+        return Response(self.status, self.body, self.headers, sent)
 
 
 def json_response(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:

@@ -2,7 +2,8 @@
 
 A ``ThreadingHTTPServer`` speaks HTTP/1.1 with keep-alive, so a client's session reuses
 its connection as it would against the real API. Each request passes the transient
-faults (latency, 429, 5xx), then the contract's endpoints, then the truncation fault.
+faults (latency, 429, 5xx), then the contract's endpoints, then the truncation and
+connection-drop faults.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +33,7 @@ from salesexec_assets.sandbox.messages import (
     Response,
     error_response,
 )
-from salesexec_assets.sandbox.state import Insertion, LiveData
+from salesexec_assets.sandbox.state import DataChange, LiveData
 from salesexec_assets.sandbox.tokens import TokenState, TokenStore
 
 IDLE_CONNECTION_SECONDS = 30
@@ -106,8 +107,16 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if response.drop_after is None:
             self.wfile.write(response.body)
+            return
+        self.wfile.write(response.body[: response.drop_after])  # then hang up mid-body
+        self.wfile.flush()
+        self.close_connection = True
+        with suppress(OSError):  # the peer may be gone already
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP gets the contract's JSON error shape too."""
@@ -134,10 +143,11 @@ class SandboxServer:
         verbose: bool = False,
         contract_overrides: ContractOverrides | str | Path | None = None,
         swagger_needs_login: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
         self.verbose = verbose
-        self.data = LiveData(self.config)
+        self.data = LiveData(self.config, clock)
         self._faults = FaultInjector(self.config.faults)
         self._tokens = TokenStore()
         self._app = SandboxApp(self.config, self.data, self._faults, self._tokens)
@@ -229,15 +239,21 @@ class SandboxServer:
         end: datetime,
         as_of: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Ground truth of a report, including the leads the drift fault inserted (up to
-        data version ``as_of``, when given: see :attr:`drift_insertions`)."""
+        """Ground truth of a report, with every change the faults made to the data (up to
+        data version ``as_of``, when given: see :attr:`data_changes`)."""
         return self.data.truth(report_name, lead_type_uid, start, end, as_of)
 
     @property
-    def drift_insertions(self) -> tuple[Insertion, ...]:
+    def drift_insertions(self) -> tuple[DataChange, ...]:
         """The leads the drift fault inserted, oldest first, each with its data version
         and the report whose read caused it."""
         return self.data.insertions
+
+    @property
+    def data_changes(self) -> tuple[DataChange, ...]:
+        """Every change the faults made (leads inserted, deleted, updated, reopened),
+        oldest first, each with its data version and the report whose read caused it."""
+        return self.data.changes
 
     @property
     def issued_tokens(self) -> tuple[str, ...]:
@@ -246,7 +262,8 @@ class SandboxServer:
 
     @property
     def fault_counts(self) -> dict[str, int]:
-        """How often each fault fired: 429, 5xx, token_expired, truncated, drift_inserted."""
+        """How often each fault fired: 429, 5xx, token_expired, truncated, dropped,
+        delayed, drift_inserted, row_left."""
         return self._faults.counts()
 
     @property
@@ -284,6 +301,7 @@ def run_sandbox(
     verbose: bool = False,
     contract_overrides: ContractOverrides | str | Path | None = None,
     swagger_needs_login: bool = False,
+    clock: Callable[[], datetime] | None = None,
     **overrides: Any,
 ) -> Iterator[SandboxServer]:
     """A started sandbox, stopped on exit even on error.
@@ -291,7 +309,8 @@ def run_sandbox(
     ``overrides`` set config fields or fault fields: ``run_sandbox(leads_per_day=5,
     p429=0.1)``. ``contract_overrides`` (an overrides file, or loaded overrides): the
     API dialect it speaks instead of the contract; ``swagger_needs_login``: its Swagger
-    document answers only a logged-in caller.
+    document answers only a logged-in caller; ``clock``: the sandbox's now (naive or aware
+    UTC), for tests.
     """
     server = SandboxServer(
         configure(config, **overrides),
@@ -300,6 +319,7 @@ def run_sandbox(
         verbose=verbose,
         contract_overrides=contract_overrides,
         swagger_needs_login=swagger_needs_login,
+        clock=clock,
     )
     server.start()
     try:
