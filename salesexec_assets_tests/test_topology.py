@@ -49,6 +49,7 @@ import pytest
 import requests
 import yaml
 
+from salesexec_assets.assets import API_POOL
 from salesexec_assets.sandbox import SandboxData, SandboxServer, run_sandbox
 from salesexec_assets_tests.conftest import (
     SANDBOX_LEADS_PER_DAY,
@@ -581,6 +582,8 @@ def test_dagster_keeps_runs_events_and_backfills_in_postgres_and_no_sqlite_files
         )
     }
     assert len(materialized) == len(WINDOWED) + len(NOW_ONLY), materialized
+    pools = {row[0] for row in topology.query("SELECT concurrency_key FROM concurrency_limits")}
+    assert API_POOL in pools, pools  # the pool's slots are rows in Postgres too
     sqlite_files = [
         path
         for service in topology.services
