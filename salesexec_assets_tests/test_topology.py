@@ -158,6 +158,8 @@ class DagsterProcess:
     env: dict[str, str]
     home: Path
     log_path: Path
+    # `dagster code-server start` (1.13.27) ignores SIGINT and SIGTERM: only SIGKILL ends it.
+    stops_on_interrupt: bool = True
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -174,8 +176,12 @@ class DagsterProcess:
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if self.stops_on_interrupt:
             stop_process_group(self.process, STOP_GRACE_SECONDS)
+        else:
+            self.kill()
 
     def log_text(self) -> str:
         if not self.log_path.exists():
@@ -306,11 +312,13 @@ def build_topology(
     }
     workspace = str(DEPLOY / "workspace.yaml")
 
-    def process(name: str, command: list[str], env: dict[str, str]) -> DagsterProcess:
+    def process(
+        name: str, command: list[str], env: dict[str, str], *, stops_on_interrupt: bool = True
+    ) -> DagsterProcess:
         home = service_home(tmp, name)
         return DagsterProcess(
             name, local_executable(command), {**env, "DAGSTER_HOME": str(home)}, home,
-            tmp / "logs" / f"{name}.log",
+            tmp / "logs" / f"{name}.log", stops_on_interrupt,
         )  # fmt: skip
 
     return Topology(
@@ -320,6 +328,7 @@ def build_topology(
             "code_server",
             with_options(dockerfile_cmd(), {"-h": "127.0.0.1", "-p": str(code_port)}),
             code_env,
+            stops_on_interrupt=False,
         ),
         webserver=process(
             "webserver",
@@ -389,8 +398,6 @@ def topology(
         warehouse = WAREHOUSES[request.param](tmp, postgres_server)
         topology = build_topology(tmp, postgres_server, database, sandbox, warehouse)
         try:
-            for service in topology.services:
-                stack.callback(service.stop)
             topology.code_server.start()
             # As compose's depends_on waits for the code server's healthcheck.
             wait_until_serving(topology, LOAD_TIMEOUT_SECONDS)
@@ -436,7 +443,8 @@ def first(topology: Topology) -> Phase:
     windowed, now_only = backfill_reports(
         topology, days, today, "topology", BACKFILL_TIMEOUT_SECONDS
     )
-    topology.events.append(f"first: {describe(windowed)}; {describe(now_only)}")  # type: ignore[arg-type]
+    assert now_only is not None
+    topology.events.append(f"first: {describe(windowed)}; {describe(now_only)}")
     problems, rows = compare(topology, days, today)
     return Phase(days, today, windowed, now_only, problems, rows)
 
