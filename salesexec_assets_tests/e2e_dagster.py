@@ -1,9 +1,13 @@
-"""``dagster dev`` as a user starts it, driven over the GraphQL API the UI itself uses.
+"""Dagster as a user starts it, driven over the GraphQL API the UI itself uses.
 
 :func:`dagster_dev` starts ``dagster dev`` in the repository root (so it loads
 ``workspace.yaml``) on a free loopback port, with a temporary ``DAGSTER_HOME``, waits
 (bounded) until the code location is loaded, and stops the whole process group on exit,
 even on failure. Everything it printed is kept in a log file for assertions and CI.
+
+The GraphQL helpers (location status, backfill launch and polling) take any
+:class:`DagsterUI`: ``dagster dev`` here, or the separate processes of the deployed
+topology (``test_topology.py``), which start with :func:`start_logged_process`.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 import yaml
+
+from salesexec_assets_tests.e2e_truth import NOW_ONLY, WINDOWED, asset_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCATION_NAME = "salesexec_assets"
@@ -51,6 +58,40 @@ class DagsterDevError(RuntimeError):
     """``dagster dev`` did not come up, or answered GraphQL with an error."""
 
 
+class DagsterUI(Protocol):
+    """A running Dagster webserver with its daemon, whatever started them."""
+
+    url: str
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The ``data`` of a GraphQL answer; GraphQL errors raise."""
+        ...
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The end of what its processes printed, for error messages."""
+        ...
+
+    def raise_if_exited(self) -> None:
+        """Raise :class:`DagsterDevError` if one of its processes is gone."""
+        ...
+
+
+def post_graphql(
+    url: str, query: str, variables: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """POST a query to the webserver at ``url``: the ``data`` of the answer; errors raise."""
+    response = requests.post(
+        f"{url}/graphql",
+        json={"query": query, "variables": dict(variables or {})},
+        timeout=60,
+    )
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise DagsterDevError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -76,16 +117,13 @@ class DagsterDev:
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The ``data`` of a GraphQL answer; GraphQL errors raise."""
-        response = requests.post(
-            f"{self.url}/graphql",
-            json={"query": query, "variables": dict(variables or {})},
-            timeout=60,
-        )
-        response.raise_for_status()
-        body = response.json()
-        if body.get("errors"):
-            raise DagsterDevError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
+        return post_graphql(self.url, query, variables)
+
+    def raise_if_exited(self) -> None:
+        if self.process.poll() is not None:
+            raise DagsterDevError(
+                f"dagster dev exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
 
     def project_warnings(self) -> list[str]:
         """Python warnings printed with a source file in the project's own code."""
@@ -156,7 +194,7 @@ query Workspace {
 """
 
 
-def location_status(dev: DagsterDev) -> tuple[str | None, str | None]:
+def location_status(dev: DagsterUI) -> tuple[str | None, str | None]:
     """(load status, load error) of the project's code location; (None, None) if absent."""
     workspace = dev.graphql(WORKSPACE_QUERY)["workspaceOrError"]
     for entry in workspace.get("locationEntries", []):
@@ -169,14 +207,13 @@ def location_status(dev: DagsterDev) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _wait_until_loaded(dev: DagsterDev, timeout: float) -> None:
+def wait_until_loaded(dev: DagsterUI, timeout: float) -> None:
+    """Poll (bounded) until the webserver shows the code location LOADED; a load error,
+    or one of its processes exiting, raises at once."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
-        if dev.process.poll() is not None:
-            raise DagsterDevError(
-                f"dagster dev exited with {dev.process.returncode}:\n{dev.log_tail()}"
-            )
+        dev.raise_if_exited()
         try:
             status, error = location_status(dev)
         except (requests.RequestException, DagsterDevError, ValueError) as problem:
@@ -194,7 +231,25 @@ def _wait_until_loaded(dev: DagsterDev, timeout: float) -> None:
     )
 
 
-def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
+def start_logged_process(
+    command: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a process group of its own (so that it and its children can be
+    stopped together), everything it prints going to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace: float) -> None:
     """Ctrl+C to the whole group (as a terminal would), then SIGKILL what is left."""
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGINT)
@@ -237,23 +292,14 @@ def dagster_dev(
     env = {**env, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     port = free_port()
     command = [sys.executable, "-m", "dagster", "dev", "-p", str(port), "-h", "127.0.0.1"]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    log_path.unlink(missing_ok=True)
+    process = start_logged_process(command, env, log_path, REPO_ROOT)
     dev = DagsterDev(f"http://127.0.0.1:{port}", process, log_path, home, env)
     try:
-        _wait_until_loaded(dev, load_timeout)
+        wait_until_loaded(dev, load_timeout)
         yield dev
     finally:
-        _stop(process, stop_grace)
+        stop_process_group(process, stop_grace)
 
 
 LAUNCH_BACKFILL = """
@@ -293,7 +339,7 @@ query Backfill($id: String!) {
 
 
 def launch_backfill(
-    dev: DagsterDev,
+    dev: DagsterUI,
     asset_keys: Sequence[Sequence[str]],
     partition_names: Sequence[str],
     title: str,
@@ -328,7 +374,7 @@ class Backfill:
     error: str | None
 
 
-def backfill_state(dev: DagsterDev, backfill_id: str) -> Backfill:
+def backfill_state(dev: DagsterUI, backfill_id: str) -> Backfill:
     answer = dev.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
     if answer["__typename"] != "PartitionBackfill":
         raise DagsterDevError(f"partitionBackfillOrError answered {answer}")
@@ -346,7 +392,7 @@ def backfill_state(dev: DagsterDev, backfill_id: str) -> Backfill:
 
 
 def wait_for_backfills(
-    dev: DagsterDev, backfill_ids: Sequence[str], timeout: float, poll: float = 2.0
+    dev: DagsterUI, backfill_ids: Sequence[str], timeout: float, poll: float = 2.0
 ) -> dict[str, Backfill]:
     """Poll until every backfill and each of its runs is done; bounded by ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -367,3 +413,50 @@ def wait_for_backfills(
                 f"backfills not done after {timeout:.0f} s: {summary}\n{dev.log_tail()}"
             )
         time.sleep(poll)
+
+
+def describe(backfill: Backfill) -> str:
+    runs = ", ".join(f"{run.run_id[:8]} {run.status}" for run in backfill.runs)
+    return f"backfill {backfill.backfill_id}: {backfill.status} (runs: {runs or 'none'})"
+
+
+def backfill_reports(
+    dev: DagsterUI, days: Sequence[date], today: date | None, label: str, timeout: float
+) -> tuple[Backfill, Backfill | None]:
+    """Backfill the windowed reports over ``days`` (one run, by their single-run policy)
+    and, when ``today`` is given, the "now" report for today (its own run), launched at
+    once as two clicks in the UI would; return both once they are done.
+
+    Two backfills, not one: the "now" report refuses past days, so one backfill of all
+    six over a range would fail that asset.
+    """
+    launched = [
+        launch_backfill(
+            dev,
+            [asset_path(report) for report in WINDOWED],
+            [str(day) for day in days],
+            title=f"{label}: {len(WINDOWED)} windowed reports, {days[0]}..{days[-1]}",
+        )
+    ]
+    if today is not None:
+        launched.append(
+            launch_backfill(
+                dev,
+                [asset_path(report) for report in NOW_ONLY],
+                [str(today)],
+                title=f"{label}: the 'now' report, {today}",
+            )
+        )
+    states = wait_for_backfills(dev, launched, timeout)
+    return states[launched[0]], states[launched[1]] if today is not None else None
+
+
+# The "now" report must run on the day it was asked for: keep clear of UTC midnight.
+MIDNIGHT_MARGIN = timedelta(minutes=5)
+
+
+def wait_until_clear_of_midnight(now: datetime | None = None) -> None:
+    now = now or datetime.now(timezone.utc)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), timezone.utc)
+    if midnight - now < MIDNIGHT_MARGIN:
+        time.sleep((midnight - now).total_seconds() + 1)

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from salesexec_assets.api.contract import LEAD_TYPE_UID, REPORTS, FieldType, Pull, Report
+from salesexec_assets.assets import ASSET_PREFIX
 from salesexec_assets.naming import snake_case
 from salesexec_assets.partitions import day_window_utc
 from salesexec_assets.records import PARTITION_COLUMN, table_spec
@@ -26,6 +27,15 @@ from salesexec_assets.sandbox import SandboxConfig, SandboxData
 from salesexec_assets.sandbox.data import CLOCK_STEP
 
 Row = tuple[Any, ...]
+
+# The reports a backfill over past days can hold, and the one that only knows "now".
+WINDOWED = [report for report in REPORTS if report.pull is not Pull.NOW]
+NOW_ONLY = [report for report in REPORTS if report.pull is Pull.NOW]
+
+
+def asset_path(report: Report) -> tuple[str, str]:
+    """The report's asset key, as GraphQL takes it."""
+    return (ASSET_PREFIX, report.name)
 
 
 @dataclass(frozen=True)

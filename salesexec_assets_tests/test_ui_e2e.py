@@ -47,8 +47,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from salesexec_assets.api.contract import REPORTS, Pull, Report
-from salesexec_assets.assets import ASSET_PREFIX, GROUP_NAME
+from salesexec_assets.api.contract import REPORTS, Pull
+from salesexec_assets.assets import GROUP_NAME
 from salesexec_assets.records import PARTITION_COLUMN, table_spec
 from salesexec_assets.resources import SalesExecResource
 from salesexec_assets.sandbox import SandboxConfig
@@ -58,14 +58,18 @@ from salesexec_assets_tests.e2e_dagster import (
     REPO_ROOT,
     Backfill,
     DagsterDev,
+    backfill_reports,
     dagster_dev,
     definition_load_warnings,
-    launch_backfill,
+    describe,
     location_status,
     project_warnings,
-    wait_for_backfills,
+    wait_until_clear_of_midnight,
 )
 from salesexec_assets_tests.e2e_truth import (
+    NOW_ONLY,
+    WINDOWED,
+    asset_path,
     compare_with_truth,
     last_days,
     moments_between,
@@ -79,8 +83,6 @@ BACKFILL_DAYS = 3
 LOAD_TIMEOUT_SECONDS = 120.0
 BACKFILL_TIMEOUT_SECONDS = 240.0
 PAGE_TIMEOUT_SECONDS = 60.0
-# The "now" report must run on the day it was asked for: keep clear of UTC midnight.
-MIDNIGHT_MARGIN = timedelta(minutes=5)
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 SCREENSHOT_NAME = "all_leads_asset_page.png"
@@ -88,13 +90,7 @@ DOCS_SCREENSHOT = REPO_ROOT / "docs" / "img" / SCREENSHOT_NAME
 UPDATE_SCREENSHOT_VAR = "SALESEXEC_UPDATE_SCREENSHOT"
 DEFINITIONS_MODULE = "salesexec_assets.definitions"
 
-WINDOWED = [report for report in REPORTS if report.pull is not Pull.NOW]
-NOW_ONLY = [report for report in REPORTS if report.pull is Pull.NOW]
 ALL_LEADS = next(report for report in REPORTS if report.name == "all_leads")
-
-
-def asset_path(report: Report) -> tuple[str, str]:
-    return (ASSET_PREFIX, report.name)
 
 
 def sandbox_config() -> SandboxConfig:
@@ -142,13 +138,6 @@ def refuse_overriding_dotenv() -> None:
         )
 
 
-def wait_until_clear_of_midnight(now: datetime | None = None) -> None:
-    now = now or datetime.now(timezone.utc)
-    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), timezone.utc)
-    if midnight - now < MIDNIGHT_MARGIN:
-        time.sleep((midnight - now).total_seconds() + 1)
-
-
 @dataclass(frozen=True)
 class Backfilled:
     """The two backfills a user launches, once both are done."""
@@ -188,28 +177,10 @@ def backfilled(dagster_ui: DagsterDev) -> Backfilled:
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     today = started.date()
     days = last_days(BACKFILL_DAYS, today)
-    windowed_id = launch_backfill(
-        dagster_ui,
-        [asset_path(report) for report in WINDOWED],
-        [str(day) for day in days],
-        title=f"e2e: {len(WINDOWED)} windowed reports, {days[0]}..{days[-1]}",
-    )
-    now_id = launch_backfill(
-        dagster_ui,
-        [asset_path(report) for report in NOW_ONLY],
-        [str(today)],
-        title=f"e2e: the 'now' report, {today}",
-    )
-    states = wait_for_backfills(dagster_ui, [windowed_id, now_id], BACKFILL_TIMEOUT_SECONDS)
+    windowed, now_only = backfill_reports(dagster_ui, days, today, "e2e", BACKFILL_TIMEOUT_SECONDS)
+    assert now_only is not None
     warehouse = Path(dagster_ui.env["SALESEXEC_DUCKDB_PATH"])
-    return Backfilled(
-        dagster_ui, warehouse, days, today, states[windowed_id], states[now_id], started
-    )
-
-
-def describe(backfill: Backfill) -> str:
-    runs = ", ".join(f"{run.run_id[:8]} {run.status}" for run in backfill.runs)
-    return f"backfill {backfill.backfill_id}: {backfill.status} (runs: {runs or 'none'})"
+    return Backfilled(dagster_ui, warehouse, days, today, windowed, now_only, started)
 
 
 # --- the code location ----------------------------------------------------------------
