@@ -175,7 +175,8 @@ def day_figures(store: DuckDBWarehouse, days: Sequence[date]) -> dict[str, dict[
     totals = store.query(queries.DAY_TOTALS, queries.day_params(min(days), max(days)))
     figures: dict[str, dict[str, Any]] = {}
     for row in totals.to_dict("records"):
-        figures[row.pop("day")] = {
+        day = row.pop("day")
+        figures[day] = {
             name: (float(value) if name in FLOAT_FIGURES else int(value))
             for name, value in row.items()
             if not pd.isna(value)  # no win rate without closed leads: leave it out
