@@ -234,8 +234,9 @@ def create_table(
         f"CREATE TABLE {schema}.{table} ({', '.join(f'{n} {t}' for n, t in columns.items())})"
     )
     names = list(columns)
+    placeholders = ", ".join("%s" for _ in names)
     cursor.executemany(
-        f"INSERT INTO {schema}.{table} ({', '.join(names)}) VALUES ({', '.join('%s' for _ in names)})",
+        f"INSERT INTO {schema}.{table} ({', '.join(names)}) VALUES ({placeholders})",
         [[row[name] for name in names] for row in rows],
     )
 
