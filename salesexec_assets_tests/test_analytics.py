@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetKey, Definitions, ExecuteInProcessResult
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    evaluate_automation_conditions,
+)
 
 from salesexec_assets.analytics.assets import (
+    ANALYTICS_GROUP,
     FUNNEL_LEADS_ADDED,
     NO_NEGATIVE_MINUTES,
     ONE_ROW_PER_LEAD,
@@ -33,6 +41,7 @@ from salesexec_assets.analytics.models import (
 from salesexec_assets.api.contract import REPORTS_BY_NAME
 from salesexec_assets.assets import report_asset_key
 from salesexec_assets.definitions import build_definitions
+from salesexec_assets.partitions import today_in
 from salesexec_assets.sandbox import SandboxServer
 from salesexec_assets.settings import load_settings
 from salesexec_assets_tests import analytics_truth as truth
@@ -271,3 +280,40 @@ def test_every_model_gives_the_same_rows_on_postgres_as_on_duckdb(
                 {name: PG_TYPES[kind.value] for name, kind in model.columns.items()},
                 rows,
             )
+
+
+# --- keeping up ---------------------------------------------------------------------------
+
+
+def test_automation_recomputes_the_earlier_days_whose_leads_got_actions_today(
+    defs: Definitions, run_assets: RunAssets, dagster_instance: DagsterInstance
+) -> None:
+    """New actions of today may be the first contact of a lead added days ago: the eager
+    condition asks for speed_to_lead (and the funnel) of the days before, not only today."""
+    today = today_in("UTC")
+    first = today - timedelta(days=3)
+    run_range(run_assets, defs, [*RAW, *ANALYTICS], first, today)
+    selection = AssetSelection.groups(ANALYTICS_GROUP)
+    settled = evaluate_automation_conditions(defs, dagster_instance, asset_selection=selection)
+    assert settled.total_requested == 0, "nothing changed since the analytics ran"
+
+    run_range(run_assets, defs, [RAW[1]], today, today)  # today's actions, pulled again
+    result = evaluate_automation_conditions(
+        defs, dagster_instance, asset_selection=selection, cursor=settled.cursor
+    )
+    requested = {
+        key.to_user_string(): sorted(result.get_requested_partitions(key)) for key in ANALYTICS
+    }
+    days = [str(day) for day in truth.days_between(first, today)]
+    assert requested == {
+        model_asset_key(SPEED_TO_LEAD).to_user_string(): days,
+        model_asset_key(LEAD_FUNNEL_DAILY).to_user_string(): days,
+        model_asset_key(REP_ACTIVITY_DAILY).to_user_string(): [str(today)],
+    }
+
+
+def test_the_all_reports_job_runs_the_analytics_after_the_reports(defs: Definitions) -> None:
+    job = defs.resolve_job_def("all_salesexec_reports")
+    keys = job.asset_layer.executable_asset_keys
+    assert set(ANALYTICS) <= set(keys)
+    assert set(RAW) <= set(keys)
