@@ -1,5 +1,6 @@
-"""The analytics layer's share of the code location: the model assets, the HTML report,
-and the automation sensor that keeps them following their upstream days."""
+"""The analytics layer's share of the code location: the model assets, the HTML report
+(and the resource that says where it goes), and the automation sensor that keeps them
+following their upstream days."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dagster import (
 )
 
 from salesexec_assets.analytics.assets import ANALYTICS_GROUP, build_model_assets
+from salesexec_assets.analytics.report_asset import ReportsResource, build_report_asset
 
 AUTOMATION_SENSOR = "salesexec_analytics_automation"
 
@@ -33,7 +35,7 @@ def build_analytics_definitions(
     partitions_def: TimeWindowPartitionsDefinition, report_keys: Mapping[str, AssetKey]
 ) -> AnalyticsDefinitions:
     """``report_keys``: the report assets by report name (the models read two of them)."""
-    assets = build_model_assets(partitions_def, report_keys)
+    assets = [*build_model_assets(partitions_def, report_keys), build_report_asset(partitions_def)]
     sensor = AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=AssetSelection.groups(ANALYTICS_GROUP),
@@ -43,5 +45,8 @@ def build_analytics_definitions(
         "switched on: `dagster sensor start salesexec_analytics_automation` or the UI.",
     )
     return AnalyticsDefinitions(
-        assets=assets, definitions=Definitions(assets=assets, sensors=[sensor])
+        assets=assets,
+        definitions=Definitions(
+            assets=assets, sensors=[sensor], resources={"reports": ReportsResource()}
+        ),
     )
