@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -170,23 +169,6 @@ def evaluate_model_checks(
     return results
 
 
-def day_figures(store: DuckDBWarehouse, days: Sequence[date]) -> dict[str, dict[str, Any]]:
-    """Per day (``YYYY-MM-DD``): the funnel's totals, as numbers the UI plots."""
-    totals = store.query(queries.DAY_TOTALS, queries.day_params(min(days), max(days)))
-    figures: dict[str, dict[str, Any]] = {}
-    for row in totals.to_dict("records"):
-        day = row.pop("day")
-        figures[day] = {
-            name: (float(value) if name in FLOAT_FIGURES else int(value))
-            for name, value in row.items()
-            if not pd.isna(value)  # no win rate without closed leads: leave it out
-        }
-    return figures
-
-
-FLOAT_FIGURES = frozenset({"win_rate", "median_minutes_to_first_contact"})
-
-
 def model_metadata(model: Model, store: DuckDBWarehouse, days: Sequence[date]) -> dict[str, Any]:
     """What the UI shows for every model materialization (no personal data)."""
     table = model.spec.qualified_name
@@ -270,7 +252,8 @@ def build_model_asset(
             checks = evaluate_model_checks(model, store, days)
             metadata = model_metadata(model, store, days)
             if model is LEAD_FUNNEL_DAILY:  # per day, so the UI plots the funnel per partition
-                figures = day_figures(store, days)
+                totals = store.query(queries.DAY_TOTALS, queries.day_params(min(days), max(days)))
+                figures = queries.figures_by_day(totals)
                 for day in days:
                     context.add_asset_metadata(
                         figures.get(str(day), {"leads_added": 0}), partition_key=str(day)

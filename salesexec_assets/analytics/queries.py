@@ -8,6 +8,9 @@ the offending rows: none means the check passed.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
+
+import pandas as pd
 
 from salesexec_assets.analytics.models import ANALYTICS_SCHEMA
 
@@ -102,3 +105,19 @@ FROM {REPS} WHERE {_IN_DAYS}
 GROUP BY user_uid, user_name
 ORDER BY actions DESC, user_name
 LIMIT 10"""
+
+FLOAT_FIGURES = frozenset({"win_rate", "median_minutes_to_first_contact"})
+
+
+def figures_by_day(totals: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``DAY_TOTALS`` rows as plain numbers per day (``YYYY-MM-DD``), for metadata the UI
+    plots; a rate that has no value (no closed lead, no contact) is left out."""
+    figures: dict[str, dict[str, Any]] = {}
+    for row in totals.to_dict("records"):
+        day = row.pop("day")
+        figures[day] = {
+            name: float(value) if name in FLOAT_FIGURES else int(value)
+            for name, value in row.items()
+            if not pd.isna(value)
+        }
+    return figures

@@ -51,13 +51,13 @@ class ReportData:
         return {name: None if pd.isna(value) else value for name, value in row.items()}
 
     def metric_values(self) -> dict[str, float | int]:
-        """The numbers the UI plots per partition; a rate without closed leads is left out."""
-        totals = self.day_totals()
-        values: dict[str, float | int] = {"leads_added": int(totals.get("leads_added") or 0)}
-        for name in ("win_rate", "median_minutes_to_first_contact"):
-            if totals.get(name) is not None:
-                values[name] = round(float(totals[name]), 4)
-        return values
+        """The numbers the UI plots per partition; a rate without a value is left out."""
+        figures = queries.figures_by_day(self.totals).get(str(self.day), {})
+        return {"leads_added": 0} | {
+            name: figures[name]
+            for name in ("leads_added", "win_rate", "median_minutes_to_first_contact")
+            if name in figures
+        }
 
 
 def read_report_data(store: DuckDBWarehouse, day: date) -> ReportData:
