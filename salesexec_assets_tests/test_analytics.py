@@ -44,6 +44,7 @@ from salesexec_assets.definitions import build_definitions
 from salesexec_assets.partitions import today_in
 from salesexec_assets.sandbox import SandboxServer
 from salesexec_assets.settings import load_settings
+from salesexec_assets.warehouse import DuckDBWarehouse
 from salesexec_assets_tests import analytics_truth as truth
 from salesexec_assets_tests.conftest import PointEnv, RunAssets
 from salesexec_assets_tests.postgres_server import PostgresServer
@@ -295,6 +296,18 @@ def test_every_model_gives_the_same_rows_on_postgres_as_on_duckdb(
                 {name: PG_TYPES[kind.value] for name, kind in model.columns.items()},
                 rows,
             )
+        for query in documented_queries():  # the docs promise they run on both
+            cursor.execute(postgres_sql(query))
+            assert len(cursor.fetchall()) == len(DuckDBWarehouse(warehouse_path).query(query))
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "analytics.md"
+
+
+def documented_queries() -> list[str]:
+    """The example queries of ``docs/analytics.md`` (its sql block)."""
+    block = DOCS.read_text(encoding="utf-8").split("```sql", 1)[1].split("```", 1)[0]
+    return [query for query in block.split(";") if query.strip()]
 
 
 # --- keeping up ---------------------------------------------------------------------------
