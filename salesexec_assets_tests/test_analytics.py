@@ -169,6 +169,20 @@ def test_every_model_equals_the_figures_computed_from_the_sandbox_truth(
         assert got["leads_contacted"].value == sum(row["leads_contacted"] for row in want)
 
 
+def test_a_model_run_before_its_reports_fails_naming_them_and_writes_nothing(
+    defs: Definitions, run_assets: RunAssets, warehouse_path: Path
+) -> None:
+    result = run_assets(defs, [model_asset_key(SPEED_TO_LEAD)], partition=str(FIRST_DAY))
+    assert not result.success
+    failures = " ".join(
+        str(event.step_failure_data.error.message)
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error
+    )
+    assert "salesexec/all_leads" in failures and "salesexec/all_actions" in failures, failures
+    assert model_rows(warehouse_path, SPEED_TO_LEAD) == []
+
+
 def without_stamps(path: Path) -> dict[str, list[dict[str, Any]]]:
     return {
         model.name: sorted(model_rows(path, model), key=lambda row: str(sorted(row.items())))

@@ -53,7 +53,7 @@ from salesexec_assets.assets import OWNERS, PERSONAL_COLUMNS, PREVIEW_ROWS, requ
 from salesexec_assets.current_leads import WAREHOUSE_POOL
 from salesexec_assets.records import table_spec
 from salesexec_assets.resources import WarehouseResource
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse import DuckDBWarehouse, TableSpec
 
 ANALYTICS_PREFIX = "salesexec_analytics"
 ANALYTICS_GROUP = "salesexec_analytics"
@@ -231,7 +231,7 @@ def build_model_asset(
     ) -> MaterializeResult:
         days = requested_days(context)
         store = warehouse.get_warehouse(context.log)
-        _require_tables(store, model, report_keys)
+        require_tables(store, model.table_name, model_inputs(model, report_keys))
         write = run_model(
             store,
             model,
@@ -263,21 +263,25 @@ def build_model_asset(
     return _model_asset
 
 
-def _require_tables(
-    store: DuckDBWarehouse, model: Model, report_keys: Mapping[str, AssetKey]
+def model_inputs(model: Model, report_keys: Mapping[str, AssetKey]) -> dict[AssetKey, TableSpec]:
+    """The tables a model reads, by the asset that writes each."""
+    inputs = {
+        report_keys[name]: table_spec(REPORTS_BY_NAME[name]) for name in MODEL_READS[model.name]
+    }
+    if model is LEAD_FUNNEL_DAILY:
+        inputs[model_asset_key(SPEED_TO_LEAD)] = SPEED_TO_LEAD.spec
+    return inputs
+
+
+def require_tables(
+    store: DuckDBWarehouse, reader: str, inputs: Mapping[AssetKey, TableSpec]
 ) -> None:
-    """Fail saying what to do when a report table the model reads was never written."""
-    missing = [
-        name
-        for name in MODEL_READS[model.name]
-        if not store.table_columns(table_spec(REPORTS_BY_NAME[name]))
-    ]
+    """Fail saying what to do when a table ``reader`` reads was never written."""
+    missing = [key for key, spec in inputs.items() if not store.table_columns(spec)]
     if missing:
         raise Failure(
-            description=f"{model.table_name} reads "
-            f"{', '.join('salesexec.' + name for name in missing)}, never materialized yet: "
-            f"materialize {', '.join(report_keys[name].to_user_string() for name in missing)} "
-            "first. Nothing was written."
+            description=f"{reader} reads tables never materialized yet: materialize "
+            f"{', '.join(key.to_user_string() for key in missing)} first. Nothing was written."
         )
 
 

@@ -26,6 +26,7 @@ from salesexec_assets.analytics.assets import (
     ANALYTICS_GROUP,
     ANALYTICS_PREFIX,
     model_asset_key,
+    require_tables,
 )
 from salesexec_assets.analytics.models import MODELS
 from salesexec_assets.analytics.report import read_report_data, render_report, summary_markdown
@@ -69,8 +70,10 @@ def build_report_asset(partitions_def: TimeWindowPartitionsDefinition) -> Assets
         context: AssetExecutionContext, warehouse: WarehouseResource, reports: ReportsResource
     ) -> MaterializeResult:
         store = warehouse.get_warehouse(context.log)
+        require_tables(
+            store, "salesexec_report", {model_asset_key(model): model.spec for model in MODELS}
+        )
         generated = datetime.now(timezone.utc).replace(tzinfo=None)
-        last: dict = {}
         with store.reading():
             for day in requested_days(context):
                 data = read_report_data(store, day)
@@ -81,13 +84,13 @@ def build_report_asset(partitions_def: TimeWindowPartitionsDefinition) -> Assets
                 temporary.write_text(html, encoding="utf-8")
                 temporary.replace(path)  # a reader never sees half a report
                 context.log.info("wrote %s (%d bytes)", path, len(html.encode()))
-                last = {
+                metadata = {
                     "path": MetadataValue.path(str(path.resolve())),
                     "summary": MetadataValue.md(summary_markdown(data, path)),
                     "size_bytes": len(html.encode()),
                     **data.metric_values(),
                 }
-                context.add_asset_metadata(last, partition_key=str(day))
+                context.add_asset_metadata(metadata, partition_key=str(day))
         return MaterializeResult()
 
     return salesexec_report
