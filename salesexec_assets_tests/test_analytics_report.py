@@ -1,10 +1,13 @@
 """The daily HTML report: written by the asset from the analytics tables, one
 self-contained file that headless Chromium opens with no console error and no request
-other than the file itself; its screenshot goes to ``docs/img/``."""
+other than the file itself, and prints on a few pages. Its screenshot goes to
+``test-artifacts/`` (and to ``docs/img/`` with ``SALESEXEC_UPDATE_SCREENSHOT=1``)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shutil
 import statistics
@@ -21,6 +24,7 @@ from salesexec_assets_tests.e2e_browser import headless_chromium, require_browse
 from salesexec_assets_tests.e2e_dagster import REPO_ROOT
 from salesexec_assets_tests.test_analytics import ANALYTICS, RAW
 from salesexec_assets_tests.test_analytics import defs as defs  # the fixture
+from salesexec_assets_tests.test_ui_e2e import UPDATE_SCREENSHOT_VAR
 
 REPORT_DAY = date(2026, 11, 14)
 FIRST_DAY = date(2026, 11, 1)
@@ -123,7 +127,12 @@ def test_the_report_opens_offline_in_chromium_without_errors_or_requests(
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / SCREENSHOT.name
         assert driver.save_screenshot(str(shot))
+        pdf = base64.b64decode(driver.print_page())  # printed: A4/Letter, as a user would
+        (ARTIFACTS / "salesexec_report.pdf").write_bytes(pdf)
     assert console == [], console
     assert urls == {url}, urls
+    pages = len(re.findall(rb"/Type\s*/Page\b", pdf))
+    assert 1 <= pages <= 4, f"the printed report has {pages} pages"
     assert shot.stat().st_size > 20_000
-    shutil.copyfile(shot, SCREENSHOT)
+    if os.environ.get(UPDATE_SCREENSHOT_VAR) == "1":
+        shutil.copyfile(shot, SCREENSHOT)
