@@ -31,6 +31,8 @@ FIRST_DAY = date(2026, 11, 1)
 LAST_ACTION_DAY = REPORT_DAY + timedelta(days=10)  # most first contacts come days later
 SCREENSHOT = REPO_ROOT / "docs" / "img" / "salesexec_report.png"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+# Read before the fixtures clear every SALESEXEC_* variable of the environment.
+UPDATE_SCREENSHOT = os.environ.get(UPDATE_SCREENSHOT_VAR) == "1"
 
 
 @pytest.fixture
@@ -108,7 +110,7 @@ def test_the_report_opens_offline_in_chromium_without_errors_or_requests(
     path, _ = report_file
     url = path.resolve().as_uri()
     with headless_chromium(tmp_path / "profile", logs=True) as driver:
-        driver.set_window_size(900, 2000)
+        driver.set_window_size(900, 2400)
         driver.get("about:blank")
         driver.get_log("performance")  # drop what the browser's start page loaded
         driver.get_log("browser")
@@ -134,5 +136,5 @@ def test_the_report_opens_offline_in_chromium_without_errors_or_requests(
     pages = len(re.findall(rb"/Type\s*/Page\b", pdf))
     assert 1 <= pages <= 4, f"the printed report has {pages} pages"
     assert shot.stat().st_size > 20_000
-    if os.environ.get(UPDATE_SCREENSHOT_VAR) == "1":
+    if UPDATE_SCREENSHOT:
         shutil.copyfile(shot, SCREENSHOT)

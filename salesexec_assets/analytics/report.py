@@ -85,10 +85,15 @@ def _percent(value: float | None) -> str:
     return NO_VALUE if value is None else f"{value:.0%}"
 
 
-def _minutes(value: float | None) -> str:
-    if value is None:
+def _duration(minutes: float | None) -> str:
+    """Minutes as a person reads them: ``3.5 min``, ``4.2 h``, ``2.6 d``."""
+    if minutes is None:
         return NO_VALUE
-    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+    if minutes < 60:
+        return f"{minutes:.1f} min"
+    if minutes < 1440:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.1f} d"
 
 
 def _leaderboard_table(leaderboard: pd.DataFrame) -> str:
@@ -134,7 +139,7 @@ def render_report(data: ReportData, *, generated: datetime) -> str:
         "generated": generated.strftime("%Y-%m-%d %H:%M"),
         "leads_added": str(int(added)),
         "contact_rate": _percent((totals.get("leads_contacted") or 0) / added if added else None),
-        "median_minutes": _minutes(totals.get("median_minutes_to_first_contact")),
+        "median_minutes": _duration(totals.get("median_minutes_to_first_contact")),
         "win_rate": _percent(totals.get("win_rate")),
         "window": str(WINDOW_DAYS),
         "leaderboard_days": str(LEADERBOARD_DAYS),
@@ -168,8 +173,8 @@ def summary_markdown(data: ReportData, path: Path) -> str:
             "|---|---|",
             f"| leads added | {int(added)} |",
             f"| contacted | {int(contacted)} ({_percent(contacted / added if added else None)}) |",
-            f"| median minutes to first contact | "
-            f"{_minutes(totals.get('median_minutes_to_first_contact'))} |",
+            f"| median time to first contact | "
+            f"{_duration(totals.get('median_minutes_to_first_contact'))} |",
             f"| won / lost | {int(totals.get('leads_closed_won') or 0)} / "
             f"{int(totals.get('leads_closed_lost') or 0)} |",
             f"| win rate | {_percent(totals.get('win_rate'))} |",
