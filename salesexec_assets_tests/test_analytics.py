@@ -48,6 +48,7 @@ from salesexec_assets.warehouse import DuckDBWarehouse
 from salesexec_assets_tests import analytics_truth as truth
 from salesexec_assets_tests.conftest import PointEnv, RunAssets
 from salesexec_assets_tests.postgres_server import PostgresServer
+from salesexec_assets_tests.scheduling_support import build_test_definitions
 from salesexec_assets_tests.truth import stored_rows
 
 FIRST_DAY = date(2026, 11, 2)
@@ -359,3 +360,24 @@ def test_the_all_reports_job_runs_the_analytics_after_the_reports(defs: Definiti
     keys = job.asset_layer.executable_asset_keys
     assert set(ANALYTICS) <= set(keys)
     assert set(RAW) <= set(keys)
+
+
+def test_append_mode_reports_pulled_twice_are_counted_once(
+    sandbox: SandboxServer,
+    point_env_at: PointEnv,
+    run_assets: RunAssets,
+    warehouse_path: Path,
+) -> None:
+    """With the ``append`` update method a raw table keeps every pull; the models use the
+    newest pull of each lead and action, so nothing is counted twice."""
+    point_env_at(sandbox)
+    append = {"update_method": "append"}
+    defs = build_test_definitions(
+        load_settings(), {"reports": {"all_leads": append, "all_actions": append}}
+    )
+    for _ in range(2):
+        run_range(run_assets, defs, RAW, FIRST_DAY, FIRST_DAY)
+    run_range(run_assets, defs, ANALYTICS, FIRST_DAY, FIRST_DAY)
+    expected = expected_models(sandbox, [FIRST_DAY], [FIRST_DAY])
+    for model in MODELS:
+        assert_model_equals(model_rows(warehouse_path, model), expected[model.name], model)
