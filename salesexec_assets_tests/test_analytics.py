@@ -23,6 +23,7 @@ from dagster import (
     evaluate_automation_conditions,
 )
 
+from salesexec_assets.analytics import queries
 from salesexec_assets.analytics.assets import (
     ANALYTICS_GROUP,
     FUNNEL_LEADS_ADDED,
@@ -311,9 +312,32 @@ def test_every_model_gives_the_same_rows_on_postgres_as_on_duckdb(
                 {name: PG_TYPES[kind.value] for name, kind in model.columns.items()},
                 rows,
             )
+        duckdb_store = DuckDBWarehouse(warehouse_path)
+        for name, query in analytics_queries().items():  # checks, metadata and the report
+            cursor.execute(postgres_sql(query), [FIRST_DAY, LAST_DAY])
+            on_postgres = [tuple(row) for row in cursor.fetchall()]
+            on_duckdb = [
+                tuple(None if value is None or value != value else value for value in row)
+                for row in duckdb_store.query(query, [FIRST_DAY, LAST_DAY]).itertuples(index=False)
+            ]
+            assert len(on_postgres) == len(on_duckdb), name
+            for pg_row, duck_row in zip(on_postgres, on_duckdb, strict=True):
+                assert all(map(same_value, pg_row, duck_row)), (name, pg_row, duck_row)
         for query in documented_queries():  # the docs promise they run on both
             cursor.execute(postgres_sql(query))
-            assert len(cursor.fetchall()) == len(DuckDBWarehouse(warehouse_path).query(query))
+            assert len(cursor.fetchall()) == len(duckdb_store.query(query))
+
+
+def analytics_queries() -> dict[str, str]:
+    """Every query of ``salesexec_assets.analytics.queries`` (each takes the two days)."""
+    return {
+        name: value
+        for name, value in vars(queries).items()
+        if name.isupper()
+        and not name.startswith("_")
+        and isinstance(value, str)
+        and value.startswith("WITH days")
+    }
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "analytics.md"
