@@ -10,6 +10,7 @@ colour too.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -122,14 +123,20 @@ def horizontal_bars(
     return _svg(height, title, body)
 
 
+def bin_counts(values: Sequence[float], edges: Sequence[float]) -> list[int]:
+    """How many ``values`` fall in each bin ``[edges[i], edges[i+1])``; the last bin is
+    ``[edges[-1], inf)`` and a value below ``edges[0]`` counts in the first."""
+    counts = [0] * len(edges)
+    for value in values:
+        counts[max(0, bisect.bisect_right(edges, value) - 1)] += 1
+    return counts
+
+
 def histogram(
     values: Sequence[float], edges: Sequence[float], labels: Sequence[str], title: str
 ) -> str:
-    """Counts of ``values`` in the bins ``[edges[i], edges[i+1])`` (the last bin open)."""
-    counts = [0] * len(labels)
-    for value in values:
-        index = sum(1 for edge in edges[1:] if value >= edge)
-        counts[min(index, len(counts) - 1)] += 1
+    """Columns of :func:`bin_counts`, one per label (``len(labels) == len(edges)``)."""
+    counts = bin_counts(values, edges)
     height, left, top, bottom = 260, 44, 22, 226
     maximum = nice_ceiling(max(counts, default=0))
     slot = (WIDTH - 10 - left) / len(counts)
