@@ -84,7 +84,7 @@ class MergeResult:
     write: WriteResult | None = None
 
 
-def _python_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def python_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """DataFrame rows as plain Python values (None for NULL), as the stage takes them."""
     plain = frame.astype(object).where(frame.notna(), None)
     rows = plain.to_dict("records")
@@ -123,7 +123,7 @@ def merge_current_leads(
                     f"WHERE {PARTITION_COLUMN} BETWEEN ? AND ? ORDER BY {PARTITION_COLUMN}",
                     [chunk[0], chunk[-1]],
                 )
-                stage.add(_python_rows(frame))
+                stage.add(python_rows(frame))
                 result.rows_read[report.name] += len(frame)
         if stage.row_count:
             result.write = store.upsert(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
+from salesexec_assets.analytics.definitions import build_analytics_definitions
 from salesexec_assets.api.contract import REPORTS, REPORTS_BY_NAME
 from salesexec_assets.assets import build_report_asset, report_asset_key
 from salesexec_assets.checks import build_branch_count_check
@@ -53,10 +54,14 @@ def build_definitions(
     ]
     merge_sources = [REPORTS_BY_NAME[name] for name in scheduling.merge_reports]
     leads_assets = [build_current_leads_asset(merge_sources, partitions)] if merge_sources else []
+    analytics = build_analytics_definitions(
+        partitions, {report.name: report_asset_key(report) for report in REPORTS}
+    )
     all_reports = define_asset_job(
         "all_salesexec_reports",
-        selection=AssetSelection.assets(*report_assets, *leads_assets),
-        description="Every SalesExec report for the chosen day(s).",
+        selection=AssetSelection.assets(*report_assets, *leads_assets, *analytics.assets),
+        description="Every SalesExec report for the chosen day(s), then the analytics "
+        "models and the HTML report of those days.",
     )
     core = Definitions(
         assets=[*report_assets, *leads_assets],
@@ -74,6 +79,7 @@ def build_definitions(
     )
     return Definitions.merge(
         core,
+        analytics.definitions,
         build_scheduling_definitions(
             scheduling,
             partitions,

@@ -59,10 +59,16 @@ def require_browser() -> None:
 
 
 @contextmanager
-def headless_chromium(profile_dir: Path) -> Iterator[WebDriver]:
-    """A selenium ``WebDriver`` on a fresh profile; the browser is closed on exit."""
+def headless_chromium(profile_dir: Path, *, logs: bool = False) -> Iterator[WebDriver]:
+    """A selenium ``WebDriver`` on a fresh profile; the browser is closed on exit.
+
+    ``logs``: keep the console (``driver.get_log("browser")``) and the DevTools network
+    events (``driver.get_log("performance")``) for the test to read.
+    """
     options = Options()
     options.binary_location = str(CHROMIUM)
+    if logs:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)

@@ -27,6 +27,7 @@ from dagster import (
     instance_for_test,
 )
 
+from salesexec_assets.analytics.definitions import AUTOMATION_SENSOR
 from salesexec_assets.api.contract import CLOSED, DATE_ADDED, LAST_UPDATED, LEAD_TYPE_UID
 from salesexec_assets.resources import SalesExecResource
 from salesexec_assets.scheduling.notify import NotificationError, post_json, redact_url
@@ -411,4 +412,4 @@ def test_alert_if_stale_after_becomes_a_freshness_check_with_its_sensor(tmp_path
 def test_no_freshness_sensor_without_alerts(tmp_path: Path) -> None:
     defs = build_test_definitions(make_settings(tmp_path), {})
     names = {s.name for s in defs.get_repository_def().sensor_defs}
-    assert names == {FAILURE_SENSOR_NAME, LATE_CHANGES_SENSOR_NAME}
+    assert names == {FAILURE_SENSOR_NAME, LATE_CHANGES_SENSOR_NAME, AUTOMATION_SENSOR}

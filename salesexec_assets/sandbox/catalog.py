@@ -57,6 +57,11 @@ CAMPAIGNS: tuple[tuple[int, str], ...] = (
     (504, "Partner Referral Program"),
 )
 CAMPAIGN_SHARE = 0.75  # the other leads have no campaign (both campaign fields null)
+# Every NO_SOURCE_EVERY-th lead UID (remainder NO_SOURCE_REMAINDER) has no lead source,
+# as the contract allows (LeadSourceUID and LeadSourceName are nullable): a lead keyed in
+# by hand. Decided by the UID, so every other draw of the data stays as it was.
+NO_SOURCE_EVERY = 7
+NO_SOURCE_REMAINDER = 3
 LEAD_SOURCES: tuple[tuple[int, str], ...] = (
     (301, "Website Form"),
     (302, "Zillow"),

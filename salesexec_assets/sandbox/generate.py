@@ -127,6 +127,8 @@ def make_lead(
     else:
         stage = catalog.STAGE_WON if rng.random() < WON_SHARE else catalog.STAGE_LOST
     source_uid, source_name = rng.choice(catalog.LEAD_SOURCES)
+    if uid % catalog.NO_SOURCE_EVERY == catalog.NO_SOURCE_REMAINDER:
+        source_uid, source_name = None, None
     campaign_uid, campaign_name = (
         rng.choice(catalog.CAMPAIGNS) if rng.random() < catalog.CAMPAIGN_SHARE else (None, None)
     )
