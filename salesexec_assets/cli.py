@@ -27,6 +27,8 @@ from salesexec_assets.settings import (
     SettingsError,
     load_settings,
 )
+from salesexec_assets.webhooks.cli import COMMAND as WEBHOOKS_COMMAND
+from salesexec_assets.webhooks.cli import add_webhook_commands, run_webhook_command
 
 CLI_RETRY = RetrySettings(max_attempts=4, max_total_wait_seconds=30)
 
@@ -59,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="log in with SALESEXEC_USERNAME/SALESEXEC_PASSWORD")
     commands.add_parser("lead-types", help="list the account's lead types (UID and name)")
+    add_webhook_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == WEBHOOKS_COMMAND:
+        return run_webhook_command(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         with account_client() as (client, sandbox):
