@@ -71,7 +71,7 @@ def load_secret(environ: Mapping[str, str] | None = None) -> str:
         raise SecretError(
             f"{SECRET_VAR} is not set: the receiver refuses to start without the shared "
             "secret that authenticates deliveries (e.g. export "
-            f'{SECRET_VAR}="$(python -c \'import secrets; print(secrets.token_urlsafe(32))\')")'
+            f"{SECRET_VAR}=\"$(python -c 'import secrets; print(secrets.token_urlsafe(32))')\")"
         )
     if len(secret) < MIN_SECRET_LENGTH or "/" in secret:
         raise SecretError(
