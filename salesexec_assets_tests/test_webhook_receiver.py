@@ -89,8 +89,20 @@ BAD_INPUT_TABLE: dict[str, tuple[str, dict[str, str], bytes, int, list[str]]] = 
     "an unknown type": ("/" + SECRET, {}, body_of({"WebHookType": 999, "X": 1}), 202, ["unknown"]),
     "an unknown shape": ("/" + SECRET, {}, body_of({"Hello": "world"}), 202, ["unknown"]),
     "a valid event, secret in the path": ("/" + SECRET, {}, body_of(created()), 202, ["100"]),
-    "a valid event, secret in the header": ("", {SECRET_HEADER: SECRET}, body_of(created()), 202, ["100"]),
-    "an array of three": ("/" + SECRET, {}, body_of([created() for _ in range(3)]), 202, ["100"] * 3),
+    "a valid event, secret in the header": (
+        "",
+        {SECRET_HEADER: SECRET},
+        body_of(created()),
+        202,
+        ["100"],
+    ),
+    "an array of three": (
+        "/" + SECRET,
+        {},
+        body_of([created() for _ in range(3)]),
+        202,
+        ["100"] * 3,
+    ),
 }
 
 
@@ -120,9 +132,7 @@ def test_an_oversized_body_without_content_length_is_refused_while_streaming(
 ) -> None:
     before = kinds(receiver)
     chunks = (OVERSIZED[i : i + 8192] for i in range(0, len(OVERSIZED), 8192))
-    response = requests.post(
-        f"{receiver.base_url}{WEBHOOK_PATH}/{SECRET}", data=chunks, timeout=30
-    )
+    response = requests.post(f"{receiver.base_url}{WEBHOOK_PATH}/{SECRET}", data=chunks, timeout=30)
     assert response.status_code == 413
     assert kinds(receiver) == before
 
