@@ -56,6 +56,12 @@ def lead_uid(spec: LeadTypeSpec, day: date, index: int) -> int:
     return (day.toordinal() * 10 + spec.uid) * _LEAD_INDEX_FACTOR + index
 
 
+def lead_uid_origin(uid: int) -> tuple[int, date]:
+    """The lead type UID and the UTC day a lead was added on, read back from its UID."""
+    prefix = uid // _LEAD_INDEX_FACTOR
+    return prefix % 10, date.fromordinal(prefix // 10)
+
+
 def _guid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 

@@ -30,6 +30,7 @@ from salesexec_assets.sandbox.messages import (
 )
 from salesexec_assets.sandbox.state import Insertion, LiveData
 from salesexec_assets.sandbox.tokens import TokenStore
+from salesexec_assets.sandbox.webhooks import SandboxWebhooks
 
 IDLE_CONNECTION_SECONDS = 30
 
@@ -135,6 +136,7 @@ class SandboxServer:
         self._faults = FaultInjector(self.config.faults)
         self._tokens = TokenStore()
         self._app = SandboxApp(self.config, self.data, self._faults, self._tokens)
+        self.webhooks = SandboxWebhooks(self.data, self._app.token_refusal)
         self._address = (host, port)
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -161,6 +163,7 @@ class SandboxServer:
         http, self._http = self._http, None
         if http is None:
             return
+        self.webhooks.close()
         http.shutdown()
         http.close_connections()
         http.server_close()
@@ -197,7 +200,7 @@ class SandboxServer:
         if failure is not None:
             return failure
         try:
-            response = self._app.handle(request)
+            response = self.webhooks.handle(request) or self._app.handle(request)
         except Exception:
             if self.verbose:
                 traceback.print_exc()

@@ -18,6 +18,7 @@ from salesexec_assets.api.contract import LEAD_UID
 from salesexec_assets.sandbox.config import SandboxConfig
 from salesexec_assets.sandbox.data import SandboxData
 from salesexec_assets.sandbox.generate import Row, inserted_lead
+from salesexec_assets.sandbox.lead_changes import LeadChanges
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class LiveData(SandboxData):
         self._inserted: dict[tuple[int, date], tuple[tuple[int, Row], ...]] = {}
         self._insertions: list[Insertion] = []
         self._version = 0
+        self.changes = LeadChanges()  # leads changed through webhook events
 
     @property
     def version(self) -> int:
@@ -56,9 +58,27 @@ class LiveData(SandboxData):
     ) -> tuple[Row, ...]:
         generated = super().leads_of_day(lead_type_uid, day)
         inserted = self._inserted.get((lead_type_uid, day), ())
-        return generated + tuple(
+        rows = generated + tuple(
             row for version, row in inserted if as_of is None or version <= as_of
         )
+        return self.changes.apply(rows, as_of)
+
+    def change_lead(self, lead_uid: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a lead's fields (``Fields`` entries are merged); returns its new truth.
+
+        A new data version, like an insertion: queries of older versions go unused.
+        """
+        with self._lock:
+            self._version += 1
+            self.changes.record(lead_uid, self._version, changes)
+        return self.lead(lead_uid)
+
+    def lead(self, lead_uid: int) -> dict[str, Any]:
+        """The current truth of one lead (KeyError when there is none)."""
+        for row in self.leads_of_day(*self.changes.origin(lead_uid)):
+            if row.truth[LEAD_UID] == lead_uid:
+                return dict(row.truth)
+        raise KeyError(lead_uid)
 
     def insert_lead(self, lead_type_uid: int, at: datetime, during: str = "") -> dict[str, Any]:
         """Add a new lead of this type, added and last updated exactly at ``at`` (naive UTC).
