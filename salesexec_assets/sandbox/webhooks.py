@@ -15,6 +15,7 @@ in the contract module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -34,7 +35,9 @@ from salesexec_assets.sandbox.generate import LEAD_MAX_AGE
 from salesexec_assets.sandbox.messages import Request, Response, error_response, json_response
 from salesexec_assets.sandbox.state import LiveData
 
-LEAD_EVENTS_PATH = "/_sandbox/lead-events"  # the sandbox's own test endpoint, not the API's
+# The sandbox's own test endpoints, not the API's.
+LEAD_EVENTS_PATH = "/_sandbox/lead-events"
+WEBHOOK_FAULTS_PATH = "/_sandbox/webhook-faults"
 SANDBOX_ACCOUNT_GUID = "5a1d0c3e-7b2f-4e8a-9c6d-1f0e2d3c4b5a"
 RETURNED_STATUS = "Returned"
 DELIVERY_TIMEOUT_SECONDS = 30.0
@@ -337,6 +340,8 @@ class SandboxWebhooks:
         base = contract.WEBHOOK_SUBSCRIPTIONS_PATH.lower()
         if path == LEAD_EVENTS_PATH.lower():
             return self._lead_event_endpoint(request)
+        if path == WEBHOOK_FAULTS_PATH.lower():
+            return self._faults_endpoint(request)
         if path != base and not path.startswith(base + "/"):
             return None
         refusal = self._token_refusal(request)
@@ -378,6 +383,18 @@ class SandboxWebhooks:
         except (ValueError, TypeError) as error:
             return error_response(400, f"The request is invalid: {error}")
         return json_response(200, json.dumps(subscription.as_record()))
+
+    def _faults_endpoint(self, request: Request) -> Response:
+        """``POST /_sandbox/webhook-faults`` {"p_lost": 0.1, "reorder": true, ...}."""
+        if request.method != "POST":
+            return error_response(405, "POST the webhook faults.", (("Allow", "POST"),))
+        try:
+            body = json.loads(request.body or b"null")
+            faults = WebhookFaults(**body)
+        except (ValueError, TypeError) as error:
+            return error_response(400, f"The webhook faults are invalid: {error}")
+        self.set_faults(faults)
+        return json_response(200, json.dumps(dataclasses.asdict(faults)))
 
     def _lead_event_endpoint(self, request: Request) -> Response:
         """``POST /_sandbox/lead-events`` {"action": ..., "lead_type_uid" | "lead_uid", ...}."""

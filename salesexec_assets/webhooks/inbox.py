@@ -145,6 +145,11 @@ class InboxWriter:
         self._queue.put((list(events), time.time(), future))
         return future
 
+    @property
+    def alive(self) -> bool:
+        """Whether the writing thread still runs (it stops only on close)."""
+        return self._thread.is_alive()
+
     def store(self, events: Sequence[WebhookEvent]) -> StoreResult:
         """Store and wait for the commit."""
         return self.submit(events).result()

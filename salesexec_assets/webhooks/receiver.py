@@ -12,7 +12,8 @@ shows the route with the secret replaced by ``***``). What each input gets:
   in every such case nothing of the delivery is stored;
 - otherwise ``202`` with how many events were new, duplicates and unknown.
 
-``GET /healthz`` answers ``200`` when the inbox is writable. The listener binds loopback
+``GET /healthz`` answers ``200`` while the inbox writer runs (``503`` otherwise), with
+the counts since start. The listener binds loopback
 by default; a client that opens a connection and sends no complete request headers within
 :data:`HEADER_TIMEOUT_SECONDS` is disconnected.
 """
@@ -146,6 +147,8 @@ def build_app(
         )
 
     async def health(request: Request) -> Response:
+        if not writer.alive:
+            return JSONResponse({"status": "inbox writer stopped"}, status_code=503)
         return JSONResponse({"status": "ok", "since_start": totals})
 
     app = Starlette(

@@ -114,8 +114,10 @@ def stored_days(query: Query, guids: Collection[str]) -> dict[tuple[str, str], s
             [specs[0].schema],
         )
         existing = set(tables["table_name"])
-    except Exception:  # no warehouse yet: nothing is stored
-        return {}
+    except Exception as error:
+        if "does not exist" in str(error):  # no warehouse file yet: nothing is stored
+            return {}
+        raise
     found: dict[tuple[str, str], set[date]] = {}
     ordered = sorted({guid.lower() for guid in guids})
     for spec in specs:
