@@ -72,6 +72,14 @@ BAD_INPUT_TABLE: dict[str, tuple[str, dict[str, str], bytes, int, list[str]]] = 
     "an array holding a scalar": ("/" + SECRET, {}, body_of([created(), 1]), 400, []),
     "an empty array": ("/" + SECRET, {}, b"[]", 400, []),
     "an empty body": ("/" + SECRET, {}, b"", 400, []),
+    "nested too deeply": ("/" + SECRET, {}, b"[" * 100_000 + b"]" * 100_000, 400, []),
+    "an object nested too deeply": (
+        "/" + SECRET,
+        {},
+        b'{"a":' * 40_000 + b"1" + b"}" * 40_000,
+        400,
+        [],
+    ),
     "a known type with a bad timestamp": (
         "/" + SECRET,
         {},

@@ -113,10 +113,9 @@ def parse_delivery(body: bytes) -> list[WebhookEvent]:
         raise BadDelivery(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadDelivery(400, "the body is not JSON") from None
-    if isinstance(value, dict):
-        return [classify(value)]
-    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-        return [classify(item) for item in value]
+        events = [value] if isinstance(value, dict) else value
+        if isinstance(events, list) and events and all(isinstance(e, dict) for e in events):
+            return [classify(event) for event in events]
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
+        raise BadDelivery(400, "the body is not JSON, or nested too deeply") from None
     raise BadDelivery(400, "the body must be a JSON object or a non-empty array of objects")
