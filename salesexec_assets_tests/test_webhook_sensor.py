@@ -3,8 +3,9 @@ and a real warehouse file: quiet period, exactly the touched partitions, run key
 
 from __future__ import annotations
 
-import time
+import sqlite3
 import uuid
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -13,18 +14,23 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DefaultSensorStatus, instance_for_test
 
 from salesexec_assets.api import contract
+from salesexec_assets.partitions import build_daily_partitions
 from salesexec_assets.sandbox.webhooks import webhook_payload
 from salesexec_assets.scheduling import ConfigError, parse_scheduling_config
+from salesexec_assets.scheduling.config import Webhooks
 from salesexec_assets.scheduling.schedules import (
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
     REPORTS_TAG,
 )
-from salesexec_assets.webhooks.inbox import InboxWriter
+from salesexec_assets.webhooks.inbox import InboxReader, InboxWriter
+from salesexec_assets.webhooks.mapping import TOUCHED_REPORTS
 from salesexec_assets.webhooks.payloads import classify
 from salesexec_assets.webhooks.sensor import (
     EVENTS_TAG,
     WEBHOOK_SENSOR_NAME,
+    WebhookPlan,
+    evaluate,
     read_cursor,
 )
 from salesexec_assets_tests.scheduling_support import (
@@ -95,14 +101,15 @@ def test_a_bad_webhooks_section_names_the_key(section: dict, problem: str) -> No
 def test_a_burst_waits_for_the_quiet_period_then_asks_once_per_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: DagsterInstance
 ) -> None:
-    _, defs, inbox = webhook_defs(
-        tmp_path, monkeypatch, quiet="2s", start_date=TODAY - timedelta(days=30)
+    settings, waiting, inbox = webhook_defs(
+        tmp_path, monkeypatch, quiet="1h", start_date=TODAY - timedelta(days=30)
     )
     days = [TODAY - timedelta(days=n) for n in (1, 2, 3, 6)]
     store(inbox, *[event(100, day) for day in days for _ in range(3)])
-    requests, cursor, skipped = tick(defs, instance, None)
+    requests, cursor, skipped = tick(waiting, instance, None)
     assert requests == [] and cursor is None and skipped and "waiting" in skipped
-    time.sleep(2.2)
+    # the same inbox once the burst has settled (a deployment with no quiet period)
+    defs = build_test_definitions(settings, {"webhooks": {"quiet_period": "0s"}})
     requests, cursor, _ = tick(defs, instance, None)
     assert read_cursor(cursor) == 12
     keys = partition_keys_at(defs, datetime.now(UTC))
@@ -121,6 +128,33 @@ def test_a_burst_waits_for_the_quiet_period_then_asks_once_per_report(
     # nothing new: the next tick asks for nothing
     again, _, skipped = tick(defs, instance, cursor)
     assert again == [] and skipped == "no new webhook events"
+
+
+def test_waiting_ends_after_the_quiet_period_or_five_of_them_during_a_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, inbox = webhook_defs(tmp_path, monkeypatch, quiet="60s")
+    store(inbox, event(100, TODAY), event(100, TODAY - timedelta(days=1)))
+    received = InboxReader(inbox).events_after(0)[-1].received_at.timestamp()
+    plan = WebhookPlan(
+        Webhooks(enabled=True, quiet_period=timedelta(seconds=60)),
+        {name: AssetKey(["salesexec", name]) for name in TOUCHED_REPORTS},
+        build_daily_partitions(make_settings(tmp_path)),
+        inbox,
+    )
+
+    def runs_at(now: float) -> bool:
+        result, _, _, _ = evaluate(plan, None, lambda *_: None, now)
+        return result is not None
+
+    assert not runs_at(received + 59) and runs_at(received + 61)
+    # a stream: the newest event is 30 s old, the oldest waits since 200 s, then 320 s
+    with closing(sqlite3.connect(inbox)) as con, con:
+        con.execute("UPDATE events SET received_at = ? WHERE id = 1", (received - 170,))
+    assert not runs_at(received + 30)
+    with closing(sqlite3.connect(inbox)) as con, con:
+        con.execute("UPDATE events SET received_at = ? WHERE id = 1", (received - 290,))
+    assert runs_at(received + 30)  # five quiet periods after the oldest: no more waiting
 
 
 def test_a_change_to_a_stored_lead_asks_for_the_days_its_rows_sit_in(
