@@ -217,3 +217,36 @@ def test_serve_refuses_to_start_without_the_secret_and_names_the_variable(
     assert result.returncode == 2
     assert SECRET_VAR in result.stderr
     assert not (tmp_path / "inbox.sqlite").exists()
+
+
+def test_serve_binds_loopback_by_default_and_never_prints_the_secret(tmp_path: Path) -> None:
+    env = {**os.environ, SECRET_VAR: SECRET, INBOX_VAR: str(tmp_path / "inbox.sqlite")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "salesexec_assets.cli", "webhooks", "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("salesexec webhooks: listening on http://127.0.0.1:"), line
+        base_url = line.split("listening on ")[1].split(WEBHOOK_PATH)[0]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = requests.post(
+                    f"{base_url}{WEBHOOK_PATH}/{SECRET}", json=created(), timeout=5
+                )
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert answer.status_code == 202
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=60)
+    assert f"POST {WEBHOOK_PATH}/*** 202" in output
+    assert SECRET not in line + output

@@ -6,6 +6,7 @@ deliveries still end with the right partitions requested."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -121,8 +122,12 @@ def rematerialized(instance: DagsterInstance, run_ids: set[str]) -> set[tuple[st
 
 
 def test_lead_changes_in_the_sandbox_reach_exactly_their_partitions(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
+    caplog.set_level(logging.INFO)  # the receiver's access log too
     with loaded_deployment(tmp_path, monkeypatch) as (server, built, instance, path, days):
         _, defs, inbox = built
         changed = some_leads(server, days[:-1])[:3]
@@ -159,11 +164,18 @@ def test_lead_changes_in_the_sandbox_reach_exactly_their_partitions(
                     con, server.data, contract.REPORTS_BY_NAME[report], days, ZONE
                 )
                 assert not mismatches, [str(m) for m in mismatches]
+    captured = capfd.readouterr()
+    assert "/webhooks/salesexec/*** 202" in caplog.text
+    assert SECRET not in caplog.text + captured.out + captured.err  # the secret scan
 
 
 def test_lost_duplicated_and_reordered_deliveries_still_ask_for_the_right_partitions(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
+    caplog.set_level(logging.INFO)  # the receiver's access log too
     with loaded_deployment(tmp_path, monkeypatch) as (server, built, instance, path, days):
         _, defs, inbox = built
         leads = some_leads(server, days[:-1])
@@ -202,3 +214,6 @@ def test_lost_duplicated_and_reordered_deliveries_still_ask_for_the_right_partit
             [d.payload for d in deliveries if d.lost], path, days
         ) - expected_partitions(order, path, days)
         assert not lost_only & asked
+    captured = capfd.readouterr()
+    assert "/webhooks/salesexec/*** 202" in caplog.text
+    assert SECRET not in caplog.text + captured.out + captured.err  # the secret scan
