@@ -189,6 +189,25 @@ def test_a_client_that_stalls_before_its_headers_is_disconnected(
     assert time.monotonic() - started < 20
 
 
+def test_a_kept_alive_connection_outlives_the_header_deadline_between_requests(
+    receiver: RunningReceiver,
+) -> None:
+    def request() -> bytes:
+        body = json.dumps(created()).encode()
+        head = (
+            f"POST {WEBHOOK_PATH}/{SECRET} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    with socket.create_connection((receiver.host, receiver.port), timeout=30) as sock:
+        sock.sendall(request())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 202")
+        time.sleep(1.5)  # longer than the header deadline (1 s), shorter than keep-alive (5 s)
+        sock.sendall(request())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 202")
+
+
 def test_a_body_that_stalls_gets_408_and_stores_nothing(receiver: RunningReceiver) -> None:
     before = kinds(receiver)
     with socket.create_connection((receiver.host, receiver.port), timeout=30) as sock:

@@ -196,7 +196,9 @@ class AccessLog:
 
 class _HeaderDeadlineProtocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, plus a deadline for request headers: a client that
-    connects and stalls would otherwise hold its connection forever."""
+    connects (or starts a request on a kept-alive connection) and then stalls would
+    otherwise hold its connection forever. The deadline runs only while a request's
+    headers are incomplete; idle kept-alive connections are uvicorn's keep-alive timeout."""
 
     header_timeout = HEADER_TIMEOUT_SECONDS
     _header_deadline: asyncio.TimerHandle | None = None
@@ -207,14 +209,25 @@ class _HeaderDeadlineProtocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is h11.IDLE:
+        if self.conn.their_state is h11.IDLE:  # a request has begun, its headers have not
             self._arm_header_deadline()
+        else:
+            self._cancel_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
 
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is None:
             self._header_deadline = self.loop.call_later(
                 self.header_timeout, self._header_deadline_passed
             )
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
 
     def _header_deadline_passed(self) -> None:
         self._header_deadline = None
