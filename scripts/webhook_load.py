@@ -57,7 +57,8 @@ def main() -> int:
         )
         leaked = secret in output
         print(f"{name}: {report.summary()}; secret in output: {leaked}")
-        ok = ok and report.ok and not leaked
+        every_one_acknowledged = kill is not None or report.acknowledged == report.events
+        ok = ok and report.ok and not leaked and every_one_acknowledged
     print(f"work directory: {workdir}; {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
 
