@@ -21,13 +21,8 @@ import requests
 from salesexec_assets.api import contract
 from salesexec_assets.webhooks.inbox import INBOX_VAR, InboxReader
 from salesexec_assets.webhooks.payloads import MAX_BODY_BYTES
-from salesexec_assets.webhooks.receiver import (
-    SECRET_HEADER,
-    SECRET_VAR,
-    WEBHOOK_PATH,
-    RunningReceiver,
-    run_receiver,
-)
+from salesexec_assets.webhooks.receiver import RunningReceiver, run_receiver
+from salesexec_assets.webhooks.settings import SECRET_HEADER, SECRET_VAR, WEBHOOK_PATH
 
 SECRET = "whsec-canary-" + uuid.uuid4().hex  # distinctive: a leak is found by search
 REPO_ROOT = Path(__file__).resolve().parents[1]

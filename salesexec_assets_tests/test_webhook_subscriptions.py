@@ -11,7 +11,7 @@ import requests
 from salesexec_assets.api import contract
 from salesexec_assets.cli import main
 from salesexec_assets.sandbox import SandboxServer
-from salesexec_assets.webhooks.receiver import SECRET_VAR, WEBHOOK_PATH
+from salesexec_assets.webhooks.settings import SECRET_VAR, WEBHOOK_PATH
 from salesexec_assets_tests.conftest import PointEnv
 
 SECRET = "whsec-sub-canary-" + uuid.uuid4().hex

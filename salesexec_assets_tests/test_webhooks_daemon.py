@@ -19,8 +19,9 @@ from salesexec_assets.partitions import day_window_utc
 from salesexec_assets.sandbox import run_sandbox
 from salesexec_assets.scheduling.schedules import REPORTS_TAG, TRIGGER_TAG
 from salesexec_assets.webhooks.inbox import INBOX_VAR
-from salesexec_assets.webhooks.receiver import WEBHOOK_PATH, run_receiver
+from salesexec_assets.webhooks.receiver import run_receiver
 from salesexec_assets.webhooks.sensor import EVENTS_TAG, TRIGGER
+from salesexec_assets.webhooks.settings import WEBHOOK_PATH
 from salesexec_assets_tests.e2e_dagster import DagsterDev, dagster_dev
 from salesexec_assets_tests.e2e_truth import read_only
 

@@ -27,7 +27,8 @@ from salesexec_assets.sandbox.webhooks import LEAD_EVENTS_PATH, WebhookFaults
 from salesexec_assets.scheduling.schedules import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from salesexec_assets.webhooks.inbox import InboxReader
 from salesexec_assets.webhooks.payloads import canonical_json
-from salesexec_assets.webhooks.receiver import WEBHOOK_PATH, run_receiver
+from salesexec_assets.webhooks.receiver import run_receiver
+from salesexec_assets.webhooks.settings import WEBHOOK_PATH
 from salesexec_assets_tests.e2e_truth import compare_windowed_report, last_days, read_only
 from salesexec_assets_tests.scheduling_support import (
     MANUAL_JOB,

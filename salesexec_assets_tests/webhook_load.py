@@ -36,7 +36,7 @@ from salesexec_assets.api import contract
 from salesexec_assets.sandbox.webhooks import webhook_payload
 from salesexec_assets.webhooks.inbox import INBOX_VAR, InboxReader
 from salesexec_assets.webhooks.payloads import canonical_json
-from salesexec_assets.webhooks.receiver import SECRET_VAR, WEBHOOK_PATH
+from salesexec_assets.webhooks.settings import SECRET_VAR, WEBHOOK_PATH
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"

@@ -17,12 +17,11 @@ import logging
 import sys
 
 from salesexec_assets.webhooks.inbox import inbox_path
-from salesexec_assets.webhooks.receiver import (
+from salesexec_assets.webhooks.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     SecretError,
     load_secret,
-    serve_forever,
 )
 
 COMMAND = "webhooks"
@@ -52,6 +51,8 @@ def run_webhook_command(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.webhooks_command == "serve":
+        from salesexec_assets.webhooks.receiver import serve_forever  # the web server
+
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )

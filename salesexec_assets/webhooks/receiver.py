@@ -23,12 +23,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
-import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,48 +41,21 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from salesexec_assets.webhooks.inbox import InboxWriter
 from salesexec_assets.webhooks.payloads import MAX_BODY_BYTES, BadDelivery, parse_delivery
+from salesexec_assets.webhooks.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    SECRET_HEADER,
+    WEBHOOK_PATH,
+    redact_path,
+)
 
-SECRET_VAR = "SALESEXEC_WEBHOOK_SECRET"
-SECRET_HEADER = "X-Webhook-Secret"
-WEBHOOK_PATH = "/webhooks/salesexec"
 HEALTH_PATH = "/healthz"
-MIN_SECRET_LENGTH = 16
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8787
 HEADER_TIMEOUT_SECONDS = 10.0
 BODY_TIMEOUT_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 5
 MAX_CONNECTIONS = 256
 
 LOGGER = logging.getLogger("salesexec_assets.webhooks.receiver")
-_SECRET_IN_PATH = re.compile(rf"^({re.escape(WEBHOOK_PATH)}/)[^/?]*")
-
-
-class SecretError(RuntimeError):
-    """The webhook secret is missing or too weak to stand alone as authentication."""
-
-
-def load_secret(environ: Mapping[str, str] | None = None) -> str:
-    """``SALESEXEC_WEBHOOK_SECRET``, at least 16 characters; the message never holds it."""
-    env = os.environ if environ is None else environ
-    secret = env.get(SECRET_VAR, "").strip()
-    if not secret:
-        raise SecretError(
-            f"{SECRET_VAR} is not set: the receiver refuses to start without the shared "
-            "secret that authenticates deliveries (e.g. export "
-            f"{SECRET_VAR}=\"$(python -c 'import secrets; print(secrets.token_urlsafe(32))')\")"
-        )
-    if len(secret) < MIN_SECRET_LENGTH or "/" in secret:
-        raise SecretError(
-            f"{SECRET_VAR} must be at least {MIN_SECRET_LENGTH} characters without '/' "
-            f"(it has {len(secret)}): it is the only authentication of a delivery"
-        )
-    return secret
-
-
-def redact_path(path: str) -> str:
-    """The request path as it may be logged: the secret segment becomes ``***``."""
-    return _SECRET_IN_PATH.sub(r"\1***", path)
 
 
 def _same_secret(given: str | None, expected: bytes) -> bool:

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 from salesexec_assets.api import contract
 from salesexec_assets.api.errors import SalesExecError
 from salesexec_assets.settings import SettingsError
-from salesexec_assets.webhooks.receiver import WEBHOOK_PATH, redact_path
+from salesexec_assets.webhooks.settings import WEBHOOK_PATH, redact_path
 
 
 def receiver_url(base_url: str, secret: str) -> str:
