@@ -181,7 +181,9 @@ def test_lost_duplicated_and_reordered_deliveries_still_ask_for_the_right_partit
         _, defs, inbox = built
         leads = some_leads(server, days[:-1])
         server.webhooks.set_faults(
-            WebhookFaults(p_lost=0.25, p_duplicate=0.5, reorder=True, seed=3)
+            WebhookFaults(
+                p_lost=0.25, p_duplicate=0.5, reorder=True, reorder_window_seconds=1.0, seed=3
+            )
         )
         with run_receiver(inbox, SECRET) as receiver:
             server.webhooks.subscribe(f"{receiver.base_url}{WEBHOOK_PATH}/{SECRET}")
