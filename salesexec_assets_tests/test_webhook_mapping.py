@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date, datetime, timedelta
 
+from salesexec_assets.api import contract
 from salesexec_assets.webhooks.mapping import (
     EVENT_TOUCHES,
     Event,
@@ -60,8 +61,10 @@ def test_unknown_events_touch_nothing_and_are_counted() -> None:
     assert plan.runs == [] and plan.unknown_events == 1
 
 
-def test_the_mapping_table_covers_exactly_the_four_public_types() -> None:
-    assert set(EVENT_TOUCHES) == {"100", "101", "102", "103"}
+def test_the_mapping_table_covers_exactly_the_four_public_types_and_names_reports() -> None:
+    assert set(EVENT_TOUCHES) == {str(t.number) for t in contract.WEBHOOK_TYPES}
+    touched = {touch.report for touches in EVENT_TOUCHES.values() for touch in touches}
+    assert touched <= set(contract.REPORTS_BY_NAME)
 
 
 def test_contiguous_days_become_one_range_and_gaps_split_it() -> None:
