@@ -30,6 +30,8 @@ from salesexec_assets.settings import (
     SettingsError,
     load_settings,
 )
+from salesexec_assets.webhooks.cli import COMMAND as WEBHOOKS_COMMAND
+from salesexec_assets.webhooks.cli import add_webhook_commands, run_webhook_command
 
 CLI_RETRY = RetrySettings(max_attempts=4, max_total_wait_seconds=30)
 
@@ -64,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("lead-types", help="list the account's lead types (UID and name)")
     commands.add_parser("probe", help="call each endpoint once: status, TotalCount, field names")
     contract_command.add_parser(commands)
+    add_webhook_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == WEBHOOKS_COMMAND:
+        return run_webhook_command(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if args.command == "contract":
         return contract_command.main(args, account_client)

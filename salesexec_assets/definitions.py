@@ -20,6 +20,7 @@ from salesexec_assets.scheduling import (
     load_scheduling_config,
 )
 from salesexec_assets.settings import PASSWORD_VAR, USERNAME_VAR, Settings, load_settings
+from salesexec_assets.webhooks.sensor import webhook_definitions
 
 
 def build_salesexec_resource(settings: Settings) -> SalesExecResource:
@@ -86,6 +87,7 @@ def build_definitions(
             {report.name: report_asset_key(report) for report in REPORTS},
             LEADS_ASSET_KEY if leads_assets else None,
         ),
+        *webhook_definitions(scheduling, partitions, LEADS_ASSET_KEY if leads_assets else None),
     )
 
 

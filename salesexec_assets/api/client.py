@@ -467,6 +467,30 @@ class SalesExecClient:
         self.stats.add(rows=1)
         return payload
 
+    # --- webhook subscriptions (an assumed endpoint: see the contract) -------------------
+    def webhook_subscriptions(self) -> list[Record]:
+        """The account's webhook subscriptions (their URLs may hold a secret)."""
+        payload = self._request("GET", contract.WEBHOOK_SUBSCRIPTIONS_PATH)
+        if not isinstance(payload, list):
+            raise MalformedResponseError(
+                f"SalesExec GET {contract.WEBHOOK_SUBSCRIPTIONS_PATH} answered "
+                f"{type(payload).__name__}, not a list"
+            )
+        return payload
+
+    def subscribe_webhook(self, url: str, types: list[int]) -> Record:
+        """Subscribe ``url`` to the webhook ``types`` (JSON deliveries)."""
+        body = {
+            contract.SUBSCRIPTION_URL: url,
+            contract.SUBSCRIPTION_TYPES: types,
+            contract.SUBSCRIPTION_DATA_TYPE: contract.SUBSCRIPTION_DATA_TYPE_JSON,
+        }
+        return self._request("POST", contract.WEBHOOK_SUBSCRIPTIONS_PATH, json_body=body)
+
+    def delete_webhook_subscription(self, subscription_id: str) -> None:
+        """Delete one subscription (404 from the API: :class:`SalesExecRequestError`)."""
+        self._request("DELETE", f"{contract.WEBHOOK_SUBSCRIPTIONS_PATH}/{subscription_id}")
+
     def iter_report_pages(
         self,
         report: contract.Report,

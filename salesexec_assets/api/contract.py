@@ -262,3 +262,87 @@ def effective() -> ContractOverrides:
     from salesexec_assets.api.overrides import overrides_from_environment
 
     return overrides_from_environment()
+
+
+# --- webhooks -----------------------------------------------------------------------------
+# The payload fields of the four lead webhooks are PUBLIC (ClickPoint help article "Configure
+# Webhooks via API"); JSON is the only format (WebHookDataType=1). ASSUMED, because nothing
+# public says: how a delivery names its type (a field, below; a delivery without it is
+# recognised by its one ``*Utc`` field, which differs per type), the subscription endpoint
+# and its field names. Correct them here.
+WEBHOOK_TYPE_FIELDS: tuple[str, ...] = ("WebHookType", "Type")  # the first is what we send
+WEBHOOK_ACCOUNT_GUID = "AccountGuid"
+WEBHOOK_LEAD_GUID = LEAD_GUID
+WEBHOOK_LEAD_TYPE_GUID = LEAD_TYPE_GUID
+WEBHOOK_LEAD_FIELD_GUID = "LeadFieldGuid"
+WEBHOOK_VALUE = "Value"
+WEBHOOK_NEW_STAGE_GUID = "NewLifeCycleStageGuid"
+WEBHOOK_NEW_STAGE_NAME = "NewLifeCycleStageName"
+WEBHOOK_NEW_STATUS_GUID = "NewLeadStatusGuid"
+WEBHOOK_NEW_STATUS_NAME = "NewLeadStatusName"
+# The life-cycle stages of a closed lead (the lead record's LifeCycleStageName values).
+CLOSED_LIFE_CYCLE_STAGES = frozenset({"Closed Won", "Closed Lost"})
+
+
+@dataclass(frozen=True)
+class WebhookType:
+    """One webhook type: its number, name, fields, and the field holding its instant."""
+
+    number: int
+    name: str
+    fields: tuple[str, ...]
+    instant_field: str
+
+
+WEBHOOK_TYPES: tuple[WebhookType, ...] = (
+    WebhookType(
+        100,
+        "Lead Created",
+        (WEBHOOK_ACCOUNT_GUID, WEBHOOK_LEAD_GUID, WEBHOOK_LEAD_TYPE_GUID, "LeadCreatedUtc"),
+        "LeadCreatedUtc",
+    ),
+    WebhookType(
+        101,
+        "Lead Returned",
+        (WEBHOOK_ACCOUNT_GUID, WEBHOOK_LEAD_GUID, "LeadReturnedUtc"),
+        "LeadReturnedUtc",
+    ),
+    WebhookType(
+        102,
+        "Lead Data Changed",
+        (
+            WEBHOOK_ACCOUNT_GUID,
+            WEBHOOK_LEAD_GUID,
+            WEBHOOK_LEAD_FIELD_GUID,
+            WEBHOOK_VALUE,
+            "ValueUpdatedUtc",
+        ),
+        "ValueUpdatedUtc",
+    ),
+    WebhookType(
+        103,
+        "Lead Status Changed",
+        (
+            WEBHOOK_ACCOUNT_GUID,
+            WEBHOOK_LEAD_GUID,
+            WEBHOOK_NEW_STAGE_GUID,
+            WEBHOOK_NEW_STAGE_NAME,
+            WEBHOOK_NEW_STATUS_GUID,
+            WEBHOOK_NEW_STATUS_NAME,
+            "StatusUpdatedUtc",
+        ),
+        "StatusUpdatedUtc",
+    ),
+)
+WEBHOOK_TYPES_BY_NUMBER: dict[int, WebhookType] = {t.number: t for t in WEBHOOK_TYPES}
+WEBHOOK_TYPES_BY_INSTANT_FIELD: dict[str, WebhookType] = {
+    t.instant_field: t for t in WEBHOOK_TYPES
+}
+
+# Subscriptions (ASSUMED endpoint and fields): GET lists, POST subscribes, DELETE /{id}.
+WEBHOOK_SUBSCRIPTIONS_PATH = "/api/WebHooks"
+SUBSCRIPTION_ID = "WebHookUID"
+SUBSCRIPTION_URL = "Url"
+SUBSCRIPTION_TYPES = "WebHookTypes"
+SUBSCRIPTION_DATA_TYPE = "WebHookDataType"
+SUBSCRIPTION_DATA_TYPE_JSON = 1

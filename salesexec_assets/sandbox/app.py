@@ -159,20 +159,23 @@ class SandboxApp:
                 f"The requested resource does not support http method '{request.method}'.",
                 (("Allow", route.method),),
             )
-        if route.needs_token:
-            state = self._tokens.use(
-                request.headers.get(AUTH_HEADER), self._faults.faults.token_uses, self._data.now()
-            )
-            if state is TokenState.EXPIRED:
-                self._faults.note_token_expired()
-            if state is not TokenState.LIVE:
-                return error_response(401, DENIED_MESSAGE)
+        if route.needs_token and (refusal := self.token_refusal(request)) is not None:
+            return refusal
         try:
             return route.handler(request)
         except BadRequest as error:
             return error_response(400, str(error))
         except UnknownLeadType as error:
             return error_response(404, str(error.args[0]))
+
+    def token_refusal(self, request: Request) -> Response | None:
+        """The 401 for a request without a live token, or None (the token is used once)."""
+        state = self._tokens.use(
+            request.headers.get(AUTH_HEADER), self._faults.faults.token_uses, self._data.now()
+        )
+        if state is TokenState.EXPIRED:
+            self._faults.note_token_expired()
+        return None if state is TokenState.LIVE else error_response(401, DENIED_MESSAGE)
 
     # --- endpoints -----------------------------------------------------------------------
     def _login(self, request: Request) -> Response:

@@ -56,9 +56,15 @@ def lead_uid(spec: LeadTypeSpec, day: date, index: int) -> int:
     return (day.toordinal() * 10 + spec.uid) * _LEAD_INDEX_FACTOR + index
 
 
+def lead_uid_origin(uid: int) -> tuple[int, date]:
+    """The lead type UID and the UTC day a lead was added on, read back from its UID."""
+    prefix = uid // _LEAD_INDEX_FACTOR
+    return prefix % 10, date.fromordinal(prefix // 10)
+
+
 def lead_day(uid: int) -> date:
     """The UTC day a lead was added, read back from its UID (see :func:`lead_uid`)."""
-    return date.fromordinal(uid // _LEAD_INDEX_FACTOR // 10)
+    return lead_uid_origin(uid)[1]
 
 
 def _guid(rng: random.Random) -> str:

@@ -35,6 +35,7 @@ from salesexec_assets.sandbox.messages import (
 )
 from salesexec_assets.sandbox.state import DataChange, LiveData
 from salesexec_assets.sandbox.tokens import TokenState, TokenStore
+from salesexec_assets.sandbox.webhooks import SandboxWebhooks
 
 IDLE_CONNECTION_SECONDS = 30
 
@@ -155,6 +156,7 @@ class SandboxServer:
         self.dialect = Dialect(
             _overrides(contract_overrides), self._logged_in if swagger_needs_login else None
         )
+        self.webhooks = SandboxWebhooks(self.data, self._app.token_refusal)
         self._address = (host, port)
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -181,6 +183,7 @@ class SandboxServer:
         http, self._http = self._http, None
         if http is None:
             return
+        self.webhooks.close()
         http.shutdown()
         http.close_connections()
         http.server_close()
@@ -223,7 +226,9 @@ class SandboxServer:
         if failure is not None:
             return failure
         try:
-            response = self.dialect.handle(request, self._app.handle)
+            response = self.webhooks.handle(request) or self.dialect.handle(
+                request, self._app.handle
+            )
         except Exception:
             if self.verbose:
                 traceback.print_exc()

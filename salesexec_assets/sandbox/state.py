@@ -26,6 +26,7 @@ from salesexec_assets.sandbox import catalog
 from salesexec_assets.sandbox.config import SandboxConfig
 from salesexec_assets.sandbox.data import SandboxData
 from salesexec_assets.sandbox.generate import Row, edited, inserted_lead, lead_day
+from salesexec_assets.sandbox.lead_changes import LeadChanges
 from salesexec_assets.sandbox.timeforms import Form, stamp
 
 
@@ -77,6 +78,7 @@ class LiveData(SandboxData):
         self._edits: dict[tuple[int, date], dict[int, _History]] = {}
         self._changes: list[DataChange] = []
         self._version = 0
+        self.lead_edits = LeadChanges()  # leads changed through webhook events
 
     @property
     def version(self) -> int:
@@ -106,13 +108,32 @@ class LiveData(SandboxData):
             if (as_of is None or version <= as_of) and row.truth[contract.DATE_ADDED] <= at
         )
         edits = self._edits.get((lead_type_uid, day))
-        if not edits:
-            return rows
-        current = (
-            _as_of(edits[row.truth[LEAD_UID]], as_of, row) if row.truth[LEAD_UID] in edits else row
-            for row in rows
-        )
-        return tuple(row for row in current if row is not None)
+        if edits:
+            current = (
+                _as_of(edits[row.truth[LEAD_UID]], as_of, row)
+                if row.truth[LEAD_UID] in edits
+                else row
+                for row in rows
+            )
+            rows = tuple(row for row in current if row is not None)
+        return self.lead_edits.apply(rows, as_of)
+
+    def change_lead(self, lead_uid: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a lead's fields (``Fields`` entries are merged); returns its new truth.
+
+        A new data version, like an insertion: queries of older versions go unused.
+        """
+        with self._lock:
+            self._version += 1
+            self.lead_edits.record(lead_uid, self._version, changes)
+        return self.lead(lead_uid)
+
+    def lead(self, lead_uid: int) -> dict[str, Any]:
+        """The current truth of one lead (KeyError when there is none)."""
+        for row in self.leads_of_day(*self.lead_edits.origin(lead_uid)):
+            if row.truth[LEAD_UID] == lead_uid:
+                return dict(row.truth)
+        raise KeyError(lead_uid)
 
     def actions_of_day(
         self, lead_type_uid: int, day: date, as_of: int | None = None, at: datetime | None = None

@@ -36,6 +36,8 @@ DEFAULT_RETRY_DELAY = timedelta(minutes=1)
 DEFAULT_POLL_EVERY = timedelta(minutes=15)
 DEFAULT_LOOKBACK = timedelta(days=1)
 MIN_POLL_EVERY = timedelta(seconds=30)
+DEFAULT_QUIET_PERIOD = timedelta(seconds=60)
+MAX_QUIET_PERIOD = timedelta(hours=1)
 
 LEAD_REPORTS: tuple[str, ...] = tuple(r.name for r in REPORTS if r.record is LEAD_RECORD)
 
@@ -172,11 +174,21 @@ class LateChanges:
 
 
 @dataclass(frozen=True)
+class Webhooks:
+    """The webhook sensor (``salesexec_webhook_events``): re-pulls the partitions that the
+    events in the receiver's inbox touch, once no event arrived for ``quiet_period``."""
+
+    enabled: bool = False
+    quiet_period: timedelta = DEFAULT_QUIET_PERIOD
+
+
+@dataclass(frozen=True)
 class SchedulingConfig:
     """The whole file; reports it does not mention are manual, replace, no retry."""
 
     reports: Mapping[str, ReportScheduling] = field(default_factory=dict)
     late_changes: LateChanges = field(default_factory=LateChanges)
+    webhooks: Webhooks = field(default_factory=Webhooks)
     source: str = "(defaults)"
 
     def for_report(self, name: str) -> ReportScheduling:
@@ -286,7 +298,7 @@ class _Reader:
 
 # --------------------------------------------------------------------------- sections
 
-_TOP_KEYS = ("reports", "late_changes")
+_TOP_KEYS = ("reports", "late_changes", "webhooks")
 _REPORT_KEYS = (
     "schedule",
     "timezone",
@@ -300,6 +312,7 @@ _TARGET_KEYS = ("days_back", "days_back_start", "days_back_end")
 _RETRY_KEYS = ("max_retries", "delay", "notify")
 _NOTIFY_KEYS = ("webhook_url", "webhook_url_env")
 _LATE_KEYS = ("enabled", "poll_every", "lookback", "reports")
+_WEBHOOK_KEYS = ("enabled", "quiet_period")
 
 
 def _target(read: _Reader, value: Any, key: str, report: Report) -> Target:
@@ -461,6 +474,16 @@ def _late_changes(read: _Reader, value: Any) -> LateChanges:
     )
 
 
+def _webhooks(read: _Reader, value: Any) -> Webhooks:
+    spec = read.mapping(value or {}, "webhooks", _WEBHOOK_KEYS)
+    quiet = read.duration(spec.get("quiet_period", "60s"), "webhooks.quiet_period")
+    if quiet > MAX_QUIET_PERIOD:
+        raise read.error("webhooks.quiet_period", "must be at most 1h: events would wait too long")
+    return Webhooks(
+        enabled=read.boolean(spec.get("enabled", True), "webhooks.enabled"), quiet_period=quiet
+    )
+
+
 def parse_scheduling_config(data: Any, source: str = "(inline)") -> SchedulingConfig:
     """Validate parsed YAML; raises ConfigError naming the first bad key."""
     read = _Reader(source)
@@ -479,7 +502,8 @@ def parse_scheduling_config(data: Any, source: str = "(inline)") -> SchedulingCo
             )
         reports[name] = _report(read, name, value, key)
     late = _late_changes(read, top["late_changes"]) if "late_changes" in top else LateChanges()
-    return SchedulingConfig(reports=reports, late_changes=late, source=source)
+    webhooks = _webhooks(read, top["webhooks"]) if "webhooks" in top else Webhooks()
+    return SchedulingConfig(reports=reports, late_changes=late, webhooks=webhooks, source=source)
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
