@@ -162,7 +162,7 @@ def test_lead_changes_in_the_sandbox_reach_exactly_their_partitions(
         with read_only(path) as con:
             for report in LOADED_REPORTS:
                 mismatches, _ = compare_windowed_report(
-                    con, server.data, contract.REPORTS_BY_NAME[report], days, ZONE
+                    con, [server.data], contract.REPORTS_BY_NAME[report], days, ZONE
                 )
                 assert not mismatches, [str(m) for m in mismatches]
     captured = capfd.readouterr()

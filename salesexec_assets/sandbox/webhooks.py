@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -57,10 +57,6 @@ def webhook_payload(number: int, values: Mapping[str, Any]) -> dict[str, Any]:
         value = values.get(name)
         payload[name] = format_webhook_instant(value) if isinstance(value, datetime) else value
     return payload
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _guid_of(kind: str, name: str) -> str:
@@ -172,7 +168,7 @@ class SandboxWebhooks:
         ``return``, ``change`` (its ``Fields[field_name] = value``) or ``close`` (won or
         lost). ``at`` (naive UTC, default now) is when it happened.
         """
-        at = at or _utc_now()
+        at = at or self._data.visible_now()  # the sandbox's clock, as the data is served
         if action == "create":
             if lead_type_uid is None:
                 raise ValueError("create needs lead_type_uid")

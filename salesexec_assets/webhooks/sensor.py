@@ -26,6 +26,7 @@ from typing import Any
 from dagster import (
     AssetKey,
     AssetSelection,
+    DagsterInstance,
     DefaultSensorStatus,
     Definitions,
     RunRequest,
@@ -173,15 +174,64 @@ def run_request(plan: WebhookPlan, run: PlannedRun, first_id: int, last_id: int)
     )
 
 
+class PlanMemory:
+    """The runs planned for each inbox slice, kept in the Dagster instance's key-value
+    store. A tick that is retried (its cursor was not saved) replays the plan it made the
+    first time instead of planning again: the runs that plan launched may have changed the
+    stored days it looks up, and a new plan would ask for partitions twice."""
+
+    PREFIX = "salesexec/webhook_plan/"
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        self._storage = instance.run_storage
+
+    def _key(self, first_id: int, last_id: int) -> str:
+        return f"{self.PREFIX}{first_id}-{last_id}"
+
+    def recall(self, first_id: int, last_id: int) -> list[PlannedRun] | None:
+        key = self._key(first_id, last_id)
+        text = self._storage.get_cursor_values({key}).get(key)
+        if not text:
+            return None
+        return [
+            PlannedRun(
+                tuple(run["reports"]),
+                date.fromisoformat(run["first"]),
+                date.fromisoformat(run["last"]),
+                frozenset(run["event_ids"]),
+            )
+            for run in json.loads(text)
+        ]
+
+    def remember(self, first_id: int, last_id: int, runs: Sequence[PlannedRun]) -> None:
+        text = json.dumps(
+            [
+                {
+                    "reports": list(run.reports),
+                    "first": run.first.isoformat(),
+                    "last": run.last.isoformat(),
+                    "event_ids": sorted(run.event_ids),
+                }
+                for run in runs
+            ]
+        )
+        self._storage.set_cursor_values({self._key(first_id, last_id): text})
+
+
 def _event(stored: StoredEvent) -> Event:
     return Event(stored.id, stored.kind, stored.lead_guid, stored.instant, stored.stage)
 
 
 def evaluate(
-    plan: WebhookPlan, cursor: str | None, query: Query, now: float | None = None
+    plan: WebhookPlan,
+    cursor: str | None,
+    query: Query,
+    now: float | None = None,
+    memory: PlanMemory | None = None,
 ) -> tuple[Plan | None, list[RunRequest], str | None, str]:
     """One tick: (the plan, its run requests, the new cursor, a summary), or no plan and
-    the reason to skip. Separate from the sensor so the daemon-free path is the same."""
+    the reason to skip. Separate from the sensor so the daemon-free path is the same.
+    ``memory``: where the plan of each inbox slice is kept, so a retried tick replays it."""
     now = time.time() if now is None else now
     last_id = read_cursor(cursor)
     reader = InboxReader(plan.inbox)
@@ -215,6 +265,12 @@ def evaluate(
         partition_date(keys[-1]),
     )
     first_id, last_event_id = stored_events[0].id, stored_events[-1].id
+    if memory is not None:
+        recalled = memory.recall(first_id, last_event_id)
+        if recalled is None:
+            memory.remember(first_id, last_event_id, result.runs)
+        else:
+            result.runs[:] = recalled
     requests = [run_request(plan, run, first_id, last_event_id) for run in result.runs]
     summary = (
         f"{result.events} webhook event(s) (ids {first_id}..{last_event_id}, "
@@ -259,7 +315,9 @@ def build_webhook_sensor(plan: WebhookPlan, job: UnresolvedAssetJobDefinition) -
         context: SensorEvaluationContext, warehouse: WarehouseResource
     ) -> SensorResult | SkipReason:
         store = warehouse.get_warehouse(context.log)
-        result, requests, cursor, summary = evaluate(plan, context.cursor, store.query)
+        result, requests, cursor, summary = evaluate(
+            plan, context.cursor, store.query, memory=PlanMemory(context.instance)
+        )
         context.log.info(summary)
         if result is None:
             return SkipReason(summary)
