@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     Definitions,
+    DagsterRun,
     ExecuteInProcessResult,
     build_asset_check_context,
     serialize_value,
@@ -384,21 +386,74 @@ def test_a_run_without_partition_is_refused_before_any_table_is_touched(
     assert whole_table(warehouse_path, ALL_LEADS) == before
 
 
-def test_a_past_partition_of_leads_awaiting_import_count_is_refused_and_writes_nothing(
+def test_a_past_day_of_every_report_succeeds_and_the_now_report_skips_it_writing_nothing(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
     warehouse_path: Path,
     run_assets: RunAssets,
+    dagster_instance: DagsterInstance,
 ) -> None:
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    """The README's ``--select 'group:salesexec' --partition <past day>``, and a UI
+    backfill of all six reports over past days: the five dated reports are written, the
+    now-only report is materialized with ``skipped`` metadata and writes nothing."""
+    defs = definitions()
+    today = datetime.now(timezone.utc).date()
+    assert_succeeded(run_assets(defs, keys(AWAITING_IMPORT), partition=str(today)))
+    snapshot = whole_table(warehouse_path, AWAITING_IMPORT)
+    assert snapshot
+
     requests_before = sandbox.request_count
-    result = run_assets(definitions(), keys(AWAITING_IMPORT), partition=str(yesterday))
-    assert not result.success
-    message = failure_text(result)
-    assert "only today's partition" in message
-    assert str(yesterday) in message and "Nothing was written" in message
-    assert stored_rows(warehouse_path, AWAITING_IMPORT.name) == []
-    assert sandbox.request_count == requests_before  # refused before asking the API
+    alone = run_assets(defs, keys(AWAITING_IMPORT), partition=str(PAST_DAY))
+    assert_succeeded(alone)
+    assert sandbox.request_count == requests_before  # not even asked
+    metadata = metadata_of(alone, AWAITING_IMPORT)
+    assert metadata["skipped"] == "past partition"
+    assert metadata["skipped_partitions"] == [str(PAST_DAY)]
+    assert metadata["rows_written"] == 0
+    logged = "\n".join(entry.user_message for entry in dagster_instance.all_logs(alone.run_id))
+    assert f"nothing was written for {PAST_DAY}" in logged
+
+    everything = run_assets(
+        defs, keys(*REPORTS), partition_range=(str(PAST_DAY), str(PAST_DAY + timedelta(days=2)))
+    )
+    assert_succeeded(everything)
+    assert metadata_of(everything, AWAITING_IMPORT)["skipped"] == "past partition"
+    assert whole_table(warehouse_path, AWAITING_IMPORT) == snapshot
+    for report in DAY_REPORTS:
+        assert_day_matches_truth(
+            warehouse_path, sandbox, report, [PAST_DAY + timedelta(days=n) for n in range(3)]
+        )
+
+
+def test_a_run_launched_before_midnight_still_writes_the_now_report_for_its_launch_day(
+    sandbox: SandboxServer,
+    salesexec_env: dict[str, str],
+    warehouse_path: Path,
+    dagster_instance: DagsterInstance,
+) -> None:
+    """A run for "today" that waited in the queue past midnight, or is retried after it,
+    writes that day's partition; ``as_of_utc`` stays the true instant of the pull."""
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    launched = datetime.combine(yesterday, datetime.max.time(), timezone.utc) - timedelta(
+        minutes=1
+    )
+    root = DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()))
+    dagster_instance.run_storage.add_historical_run(root, launched)
+    before = datetime.now(timezone.utc).replace(tzinfo=None)
+    retry = definitions().resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=dagster_instance,
+        asset_selection=keys(AWAITING_IMPORT),
+        partition_key=str(yesterday),
+        tags={"dagster/root_run_id": root.run_id, "dagster/parent_run_id": root.run_id},
+        raise_on_error=False,
+    )
+    assert_succeeded(retry)
+    assert "skipped" not in metadata_of(retry, AWAITING_IMPORT)
+    rows = stored_rows(warehouse_path, AWAITING_IMPORT.name)
+    assert sorted(row["lead_type_uid"] for row in rows) == lead_type_uids(sandbox)
+    for row in rows:
+        assert row["partition_date"] == yesterday
+        assert before <= row["as_of_utc"] <= datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def test_an_unknown_lead_type_fails_listing_the_account_lead_types_and_keeps_the_data(

@@ -11,15 +11,13 @@ The backfill is launched as the UI launches one, with the GraphQL mutation
 webserver; the daemon of ``dagster dev`` executes it. The range is the last
 :data:`BACKFILL_DAYS` UTC days, today included.
 
-Why two backfills, not one: ``leads_awaiting_import_count`` only knows "now", so it
-refuses any partition but today's (``refuse_past_days_for_now_report``). With the
-single-run backfill policy, one backfill of all six assets over three days is ONE run in
-which that asset sees three days and fails (the backfill ends COMPLETED_FAILED, though
-the five others are written). A user does what the test does, and what the README
-("The Dagster UI") tells: backfill the five windowed reports over the range (one run, thanks to
-``BackfillPolicy.single_run()``) and launch today's partition of the "now" report
-(its own one run). Both are launched at once, as two clicks would, so their runs also
-share the DuckDB file.
+Why two backfills: ``leads_awaiting_import_count`` only knows "now", so it writes only
+the partition of the day its run was launched and skips the others (materialized with
+``skipped: past partition`` metadata, nothing written). The test backfills the five
+windowed reports over the range (one run, thanks to ``BackfillPolicy.single_run()``) and
+today's partition of the "now" report (its own one run), as the README ("The Dagster
+UI") tells. Both are launched at once, as two clicks would, so their runs also share the
+DuckDB file.
 
 Then: the tables hold exactly the sandbox's rows for those days (row for row, every
 contract field), the UI's GraphQL shows metadata and passing checks, and headless
