@@ -19,8 +19,8 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DagsterInstance,
-    Definitions,
     DagsterRun,
+    Definitions,
     ExecuteInProcessResult,
     build_asset_check_context,
     serialize_value,
@@ -434,18 +434,20 @@ def test_a_run_launched_before_midnight_still_writes_the_now_report_for_its_laun
     """A run for "today" that waited in the queue past midnight, or is retried after it,
     writes that day's partition; ``as_of_utc`` stays the true instant of the pull."""
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
-    launched = datetime.combine(yesterday, datetime.max.time(), timezone.utc) - timedelta(
-        minutes=1
-    )
+    launched = datetime.combine(yesterday, datetime.max.time(), timezone.utc) - timedelta(minutes=1)
     root = DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()))
     dagster_instance.run_storage.add_historical_run(root, launched)
     before = datetime.now(timezone.utc).replace(tzinfo=None)
-    retry = definitions().resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=dagster_instance,
-        asset_selection=keys(AWAITING_IMPORT),
-        partition_key=str(yesterday),
-        tags={"dagster/root_run_id": root.run_id, "dagster/parent_run_id": root.run_id},
-        raise_on_error=False,
+    retry = (
+        definitions()
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=dagster_instance,
+            asset_selection=keys(AWAITING_IMPORT),
+            partition_key=str(yesterday),
+            tags={"dagster/root_run_id": root.run_id, "dagster/parent_run_id": root.run_id},
+            raise_on_error=False,
+        )
     )
     assert_succeeded(retry)
     assert "skipped" not in metadata_of(retry, AWAITING_IMPORT)
