@@ -423,9 +423,12 @@ class CliProcess:
             return sum(1 for line in self.lines if regex.search(line)) >= count
 
         with self._changed:
-            return self._changed.wait_for(
-                lambda: enough() or not self._reader.is_alive(), timeout=timeout
-            ) and enough()
+            return (
+                self._changed.wait_for(
+                    lambda: enough() or not self._reader.is_alive(), timeout=timeout
+                )
+                and enough()
+            )
 
     def kill(self) -> None:
         """SIGKILL, to this process only: no handler, no cleanup, as a crash or an OOM kill."""
@@ -1085,9 +1088,7 @@ def malformed_settings(lab: Lab) -> None:
     digest = file_digest(path)
     processes = {
         case: lab.start_cli(
-            Materialize(
-                server, path, [ALL_LEADS], days, resources_config(path, **config), env
-            )
+            Materialize(server, path, [ALL_LEADS], days, resources_config(path, **config), env)
         )
         for case, (env, config, _) in BAD_SETTINGS.items()
     }
@@ -1150,34 +1151,48 @@ def _mark_out_of_range_timestamp(record: dict[str, Any]) -> None:
     record[contract.LAST_UPDATED] = "0001-01-01T00:00:00+01:00"  # before year 1 in UTC
 
 
-BAD_RECORDS: tuple[tuple[Corruption, str], ...] = (
-    (_mark_missing_id, "LeadUID is missing"),
-    (_mark_text_id, "LeadUID: 'L-"),
-    (_mark_bad_timestamp, "DateAddedUtc: not a timestamp the API contract allows"),
-    (_mark_out_of_range_timestamp, "LastUpdatedUtc: an instant outside the representable"),
+def _mark_window_outside_the_days(record: dict[str, Any]) -> None:
+    record[contract.DATE_ADDED] = "2001-01-01T00:00:00Z"
+
+
+# (corruption, the reason's beginning, whether the record still has its own day)
+BAD_RECORDS: tuple[tuple[Corruption, str, bool], ...] = (
+    (_mark_missing_id, "LeadUID is missing", True),
+    (_mark_text_id, "LeadUID: 'L-", True),
+    (_mark_bad_timestamp, "DateAddedUtc: not a timestamp the API contract allows", False),
+    (_mark_out_of_range_timestamp, "LastUpdatedUtc: an instant outside the representable", True),
+    (
+        _mark_window_outside_the_days,
+        "DateAddedUtc 2001-01-01T00:00:00 is outside the requested days",
+        False,
+    ),
 )
 
 
 def bad_records(lab: Lab) -> None:
     """Records that break the contract (no id, a text id, an unparseable timestamp, one
-    out of range) go whole, with the reason, to the quarantine table; the materialization
-    counts them and its ``no_quarantined_records`` check fails as a warning; every other
-    record is stored and the other partitions are untouched. Once the source is fixed, a
-    re-run stores them and empties the quarantine."""
+    out of range, a window instant outside the requested days) go whole, with the reason,
+    to the quarantine table, dated by their own day when their window field gives one
+    (else by the first day of their chunk); the materialization counts them and its
+    ``no_quarantined_records`` check fails as a warning; every other record is stored.
+    Once the source is fixed, re-running a record's day stores it and empties that day's
+    quarantine."""
     days = lab.days(2)
+    first_day, bad_day = days
     server = lab.sandbox()
     path = lab.seeded_file("bad-records")
-    before = whole_tables(path, [ALL_LEADS])
-    bad_day = days[1]
     truth = expected_day(server, ALL_LEADS, lead_type_uids(server), bad_day)
-    corruptions = [corrupt for corrupt, _ in BAD_RECORDS]
-    assert len(truth) >= len(corruptions), "too few leads a day to corrupt one of each kind"
-    targets = {row["lead_uid"]: corrupt for row, corrupt in zip(truth, corruptions, strict=False)}
+    assert len(truth) >= len(BAD_RECORDS), "too few leads a day to corrupt one of each kind"
+    cases = dict(zip((row["lead_uid"] for row in truth), BAD_RECORDS, strict=False))
+    targets = {uid: corrupt for uid, (corrupt, _, _) in cases.items()}
     proxy = lab.proxy(server, corrupting_records(ALL_LEADS, targets))
-    outcome = lab.run(Materialize(proxy, path, [ALL_LEADS], [bad_day]))
+    # a range in one chunk: the bad records' day is not the chunk's first day
+    outcome = lab.run(Materialize(proxy, path, [ALL_LEADS], days))
     injected = lab.injected(len(targets))
     assert outcome.success and outcome.result is not None, outcome.text
-    assert metadata_of(outcome.result, ALL_LEADS)["quarantined_records"] == len(targets)
+    metadata = metadata_of(outcome.result, ALL_LEADS)
+    assert metadata["quarantined_records"] == len(targets)
+    assert sum(metadata["quarantine_reasons"].values()) == len(targets)
     check = next(
         e
         for e in outcome.result.get_asset_check_evaluations()
@@ -1185,22 +1200,29 @@ def bad_records(lab: Lab) -> None:
     )
     assert not check.passed and check.severity.value == "WARN"
     quarantined = stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX)
-    reasons = sorted(row["reason"] for row in quarantined)
-    assert len(reasons) == len(BAD_RECORDS)
-    for _, reason in BAD_RECORDS:
-        assert sum(r.startswith(reason) for r in reasons) == 1, reasons
-    assert {row["partition_date"] for row in quarantined} == {bad_day}
-    # the other records of the day are stored; the other day is untouched
-    kept = [row for row in stored_rows(path, ALL_LEADS.name) if row["partition_date"] == bad_day]
-    expected = [row for row in truth if row["lead_uid"] not in targets]
-    lab.tally(ALL_LEADS, expected, kept, 1)
+    assert len(quarantined) == len(BAD_RECORDS)
+    for _, reason, has_day in BAD_RECORDS:
+        rows = [row for row in quarantined if row["reason"].startswith(reason)]
+        assert len(rows) == 1, (reason, [row["reason"] for row in quarantined])
+        assert rows[0]["partition_date"] == (bad_day if has_day else first_day), reason
+    # every other record of both days is stored
+    expected = [
+        *expected_day(server, ALL_LEADS, lead_type_uids(server), first_day),
+        *(row for row in truth if row["lead_uid"] not in targets),
+    ]
+    kept = stored_rows(path, ALL_LEADS.name)
+    lab.tally(ALL_LEADS, expected, kept, 2)
     assert_rows_match(kept, expected, key_columns(ALL_LEADS))
-    after = whole_tables(path, [ALL_LEADS])[ALL_LEADS.name]
-    first_day = [row for row in before[ALL_LEADS.name] if row["partition_date"] == days[0]]
-    assert [row for row in after if row["partition_date"] == days[0]] == first_day
-    # the source fixed: a re-run stores every record and empties the day's quarantine
+    # the source fixed: re-running the bad day stores its records and empties its quarantine
     fixed = lab.run(Materialize(server, path, [ALL_LEADS], [bad_day]))
     assert fixed.success, fixed.text
+    left = stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX)
+    assert sorted(row["reason"][:20] for row in left) == sorted(
+        reason[:20] for _, reason, has_day in BAD_RECORDS if not has_day
+    )
+    assert {row["partition_date"] for row in left} == {first_day}
+    # the records without a day of their own go when their chunk's first day is re-run
+    assert lab.run(Materialize(server, path, [ALL_LEADS], [first_day])).success
     compare_with_truth(lab, path, server, [ALL_LEADS], days)
     assert stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX) == []
     lab.survived(injected)
@@ -1222,4 +1244,3 @@ SCENARIOS: dict[str, Callable[[Lab], None]] = {
     "bad base URL or password": lambda lab: _run_each(lab, bad_base_url, BAD_BASE_URLS),
     "bad records": bad_records,
 }
-
