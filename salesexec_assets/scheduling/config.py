@@ -36,6 +36,10 @@ DEFAULT_RETRY_DELAY = timedelta(minutes=1)
 DEFAULT_POLL_EVERY = timedelta(minutes=15)
 DEFAULT_LOOKBACK = timedelta(days=1)
 MIN_POLL_EVERY = timedelta(seconds=30)
+# Schedules and sensors start stopped unless the file says default_status: running, so
+# that copying the example does not launch runs the moment `dagster dev` starts.
+DEFAULT_STATUSES = ("running", "stopped")
+DEFAULT_STATUS_KEY = "default_status"
 
 LEAD_REPORTS: tuple[str, ...] = tuple(r.name for r in REPORTS if r.record is LEAD_RECORD)
 
@@ -150,6 +154,7 @@ class ReportScheduling:
     retention_days: int | None = None
     retry: Retry = NO_RETRY
     alert_if_stale_after: timedelta | None = None
+    running: bool = False  # default_status: its schedule (and freshness sensor) start running
 
     @property
     def scheduled(self) -> bool:
@@ -169,6 +174,11 @@ class LateChanges:
     poll_every: timedelta = DEFAULT_POLL_EVERY
     lookback: timedelta = DEFAULT_LOOKBACK  # how far back the very first poll looks
     reports: tuple[str, ...] = LEAD_REPORTS
+    running: bool = False  # enabled and default_status: running
+
+    @property
+    def starts_running(self) -> bool:
+        return self.enabled and self.running
 
 
 @dataclass(frozen=True)
@@ -178,6 +188,7 @@ class SchedulingConfig:
     reports: Mapping[str, ReportScheduling] = field(default_factory=dict)
     late_changes: LateChanges = field(default_factory=LateChanges)
     source: str = "(defaults)"
+    running: bool = False  # the file's default_status: every schedule and sensor starts so
 
     def for_report(self, name: str) -> ReportScheduling:
         return self.reports.get(name) or ReportScheduling(report=name)
@@ -247,6 +258,12 @@ class _Reader:
             raise self.error(key, f"must be true or false, not {value!r}")
         return value
 
+    def status(self, value: Any, key: str) -> bool:
+        """``default_status``: ``running`` (True) or ``stopped`` (False)."""
+        if value not in DEFAULT_STATUSES:
+            raise self.error(key, f"must be running or stopped, not {value!r}")
+        return value == "running"
+
     def duration(self, value: Any, key: str, *, positive: bool = False) -> timedelta:
         """``90s``, ``15m``, ``2h``, ``1d``, ``1w``, ``1h30m``, or a number of seconds."""
         if isinstance(value, bool):
@@ -286,8 +303,9 @@ class _Reader:
 
 # --------------------------------------------------------------------------- sections
 
-_TOP_KEYS = ("reports", "late_changes")
+_TOP_KEYS = ("reports", "late_changes", DEFAULT_STATUS_KEY)
 _REPORT_KEYS = (
+    DEFAULT_STATUS_KEY,
     "schedule",
     "timezone",
     "target",
@@ -299,7 +317,7 @@ _REPORT_KEYS = (
 _TARGET_KEYS = ("days_back", "days_back_start", "days_back_end")
 _RETRY_KEYS = ("max_retries", "delay", "notify")
 _NOTIFY_KEYS = ("webhook_url", "webhook_url_env")
-_LATE_KEYS = ("enabled", "poll_every", "lookback", "reports")
+_LATE_KEYS = ("enabled", "poll_every", "lookback", "reports", DEFAULT_STATUS_KEY)
 
 
 def _target(read: _Reader, value: Any, key: str, report: Report) -> Target:
@@ -404,7 +422,7 @@ def _update_method(
     return method, retention
 
 
-def _report(read: _Reader, name: str, value: Any, key: str) -> ReportScheduling:
+def _report(read: _Reader, name: str, value: Any, key: str, running: bool) -> ReportScheduling:
     report = REPORTS_BY_NAME[name]
     spec = read.mapping(value or {}, key, _REPORT_KEYS)
     try:
@@ -436,10 +454,13 @@ def _report(read: _Reader, name: str, value: Any, key: str) -> ReportScheduling:
         )
         if "alert_if_stale_after" in spec
         else None,
+        running=read.status(spec[DEFAULT_STATUS_KEY], f"{key}.{DEFAULT_STATUS_KEY}")
+        if DEFAULT_STATUS_KEY in spec
+        else running,
     )
 
 
-def _late_changes(read: _Reader, value: Any) -> LateChanges:
+def _late_changes(read: _Reader, value: Any, running: bool) -> LateChanges:
     spec = read.mapping(value or {}, "late_changes", _LATE_KEYS)
     reports = spec.get("reports", list(LEAD_REPORTS))
     if not isinstance(reports, list) or not reports:
@@ -458,6 +479,9 @@ def _late_changes(read: _Reader, value: Any) -> LateChanges:
         poll_every=poll_every,
         lookback=read.duration(spec.get("lookback", "1d"), "late_changes.lookback", positive=True),
         reports=tuple(name for name in LEAD_REPORTS if name in reports),
+        running=read.status(spec[DEFAULT_STATUS_KEY], f"late_changes.{DEFAULT_STATUS_KEY}")
+        if DEFAULT_STATUS_KEY in spec
+        else running,
     )
 
 
@@ -468,6 +492,11 @@ def parse_scheduling_config(data: Any, source: str = "(inline)") -> SchedulingCo
     reports_value = top.get("reports") or {}
     if not isinstance(reports_value, Mapping):
         raise read.error("reports", "must map report names to their settings")
+    running = (
+        read.status(top[DEFAULT_STATUS_KEY], DEFAULT_STATUS_KEY)
+        if DEFAULT_STATUS_KEY in top
+        else False
+    )
     reports: dict[str, ReportScheduling] = {}
     for name, value in reports_value.items():
         key = f"reports.{name}"
@@ -477,9 +506,13 @@ def parse_scheduling_config(data: Any, source: str = "(inline)") -> SchedulingCo
             raise read.error(
                 key, f"unknown report{hint}; the reports are: {', '.join(REPORTS_BY_NAME)}"
             )
-        reports[name] = _report(read, name, value, key)
-    late = _late_changes(read, top["late_changes"]) if "late_changes" in top else LateChanges()
-    return SchedulingConfig(reports=reports, late_changes=late, source=source)
+        reports[name] = _report(read, name, value, key, running)
+    late = (
+        _late_changes(read, top["late_changes"], running)
+        if "late_changes" in top
+        else LateChanges()
+    )
+    return SchedulingConfig(reports=reports, late_changes=late, source=source, running=running)
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
