@@ -2,7 +2,7 @@
 
 One ``dagster dev`` serves the whole module: started in the repository root (so it loads
 ``workspace.yaml``) on a free loopback port, with a temporary ``DAGSTER_HOME`` (holding
-the repository's ``dagster.yaml``) and DuckDB file, and no SalesExec credentials, so every
+the repository's ``dagster_home/dagster.yaml``) and DuckDB file, and no SalesExec credentials, so every
 run reads the embedded sandbox. Its ground
 truth is a pure function of the sandbox config, so this process recomputes it.
 
