@@ -209,7 +209,8 @@ def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
 
 
 def write_instance_yaml(path: Path) -> dict[str, Any]:
-    """The project's ``dagster_home/dagster.yaml`` (if any) with :data:`INSTANCE_OVERRIDES` applied."""
+    """The project's ``dagster_home/dagster.yaml`` (if any), :data:`INSTANCE_OVERRIDES`
+    applied."""
     settings: dict[str, Any] = {}
     if PROJECT_INSTANCE_YAML.exists():
         settings = yaml.safe_load(PROJECT_INSTANCE_YAML.read_text(encoding="utf-8")) or {}

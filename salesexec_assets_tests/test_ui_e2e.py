@@ -2,9 +2,9 @@
 
 One ``dagster dev`` serves the whole module: started in the repository root (so it loads
 ``workspace.yaml``) on a free loopback port, with a temporary ``DAGSTER_HOME`` (holding
-the repository's ``dagster_home/dagster.yaml``) and DuckDB file, and no SalesExec credentials, so every
-run reads the embedded sandbox. Its ground
-truth is a pure function of the sandbox config, so this process recomputes it.
+the repository's ``dagster_home/dagster.yaml``) and DuckDB file, and no SalesExec
+credentials, so every run reads the embedded sandbox. Its ground truth is a pure function
+of the sandbox config, so this process recomputes it.
 
 The backfill is launched as the UI launches one, with the GraphQL mutation
 ``launchPartitionBackfill`` (asset selection + partition names) against the running
