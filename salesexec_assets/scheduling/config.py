@@ -539,8 +539,34 @@ def load_scheduling_config(
         if explicit:
             raise ConfigError(CONFIG_VAR, f"{file} does not exist", str(file))
         return SchedulingConfig()
+    text = file.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), str(file))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError("(file)", f"is not valid YAML: {error}", str(file)) from None
     return parse_scheduling_config(data, str(file))
+
+
+def refuse_duplicate_keys(node: yaml.Node | None, source: str, path: str = "") -> None:
+    """A key given twice in one mapping is an error naming it: YAML loaders keep the last
+    one silently, so a second ``schedule:`` would quietly replace the first."""
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            refuse_duplicate_keys(item, source, f"{path}[{index}]")
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        name = str(key_node.value)
+        key = f"{path}.{name}" if path else name
+        line = key_node.start_mark.line + 1
+        if name in seen and name != "<<":  # merge keys (<<: *anchor) may repeat
+            raise ConfigError(
+                key,
+                f"is given twice (lines {seen[name]} and {line}); YAML would silently keep "
+                "the last one: remove one of them",
+                source,
+            )
+        seen[name] = line
+        refuse_duplicate_keys(value_node, source, key)
