@@ -6,10 +6,11 @@ UI backfill, thanks to ``BackfillPolicy.single_run()``), and today.
 """
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
@@ -46,6 +47,7 @@ GROUP_NAME = "salesexec"
 OWNERS = ["team:data-engineering"]
 API_POOL = "salesexec_api"
 PREVIEW_ROWS = 5
+INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"})
 PERSONAL_COLUMNS = frozenset(snake_case(name) for name in PERSONAL_FIELDS)
 
 
@@ -264,9 +266,7 @@ def materialization_metadata(
         else "SalesExec API",
         "from_sandbox": salesexec.uses_sandbox,
         "warehouse_path": MetadataValue.path(str(store.path)),
-        "preview": MetadataValue.md(
-            preview.to_markdown(index=False) if not preview.empty else "(no rows)"
-        ),
+        "preview": MetadataValue.md(preview_markdown(preview, columns)),
     }
     if len(days) == 1:
         metadata["dagster/partition_row_count"] = partition_rows
@@ -284,6 +284,31 @@ def materialization_metadata(
     if result.quarantine_reasons:
         metadata["quarantine_reasons"] = MetadataValue.json(dict(result.quarantine_reasons))
     return metadata
+
+
+def preview_cell(value: Any, column_type: str) -> str:
+    """How a stored value reads in the preview: null as an empty cell (not ``<NA>``,
+    ``nan`` or ``NaT``), a DATE as a plain date (pandas makes it a midnight timestamp)."""
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return ""
+    if column_type == "DATE" and isinstance(value, (datetime, date)):
+        return value.strftime("%Y-%m-%d")
+    if column_type in INTEGER_TYPES and isinstance(value, float):
+        return str(int(value))  # an integer column with nulls may come back as floats
+    return str(value)
+
+
+def preview_markdown(frame: pd.DataFrame, column_types: Mapping[str, str]) -> str:
+    """The preview rows as a markdown table of plain text cells."""
+    if frame.empty:
+        return "(no rows)"
+    cells = pd.DataFrame(
+        {
+            name: [preview_cell(value, column_types.get(name, "")) for value in frame[name]]
+            for name in frame.columns
+        }
+    )
+    return cells.to_markdown(index=False)
 
 
 def window_text(windows: Sequence[tuple[datetime, datetime]]) -> str:

@@ -28,7 +28,7 @@ from dagster import (
 
 from salesexec_assets.api.client import SalesExecClient
 from salesexec_assets.api.contract import REPORTS, REPORTS_BY_NAME, Pull, Report
-from salesexec_assets.assets import report_asset_key
+from salesexec_assets.assets import preview_markdown, report_asset_key
 from salesexec_assets.checks import (
     build_branch_count_check,
     evaluate_report_checks,
@@ -580,6 +580,30 @@ def preview_header(markdown: str) -> list[str]:
     return [cell.strip() for cell in markdown.splitlines()[0].strip("|").split("|")]
 
 
+def preview_cells(markdown: str) -> list[dict[str, str]]:
+    header = preview_header(markdown)
+    return [
+        dict(zip(header, (cell.strip() for cell in line.strip()[1:-1].split("|")), strict=True))
+        for line in markdown.splitlines()[2:]
+    ]
+
+
+def test_the_preview_shows_nulls_as_empty_cells_and_dates_as_plain_dates() -> None:
+    frame = duckdb.sql(
+        "SELECT * FROM (VALUES (1::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::TIMESTAMP, "
+        "'2025-06-10'::DATE, 'x'), (2, 7, 1.5, '2025-06-10 12:00:00'::TIMESTAMP, "
+        "'2025-06-11'::DATE, NULL)) AS t(a, b, c, d, partition_date, e)"
+    ).df()
+    types = {"a": "BIGINT", "b": "BIGINT", "c": "DOUBLE", "d": "TIMESTAMP",
+             "partition_date": "DATE", "e": "VARCHAR"}  # fmt: skip
+    cells = preview_cells(preview_markdown(frame, types))
+    assert cells == [
+        {"a": "1", "b": "", "c": "", "d": "", "partition_date": "2025-06-10", "e": "x"},
+        {"a": "2", "b": "7", "c": "1.5", "d": "2025-06-10 12:00:00",
+         "partition_date": "2025-06-11", "e": ""},
+    ]  # fmt: skip
+
+
 def test_materialization_metadata_describes_the_pull_without_personal_data_or_secrets(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
@@ -624,6 +648,9 @@ def test_materialization_metadata_describes_the_pull_without_personal_data_or_se
         assert not [column for column in header if column.startswith("field_")]
         assert "@example.com" not in preview and "555-" not in preview
         assert not [name for _, name in USERS if name in preview]
+        cells = preview_cells(preview)
+        assert cells and {row["partition_date"] for row in cells} == {str(PAST_DAY)}
+        assert not {"<NA>", "nan", "NaT", "None"} & {v for row in cells for v in row.values()}
     # every request and every retry the sandbox saw is accounted for
     assert api_requests == sandbox.request_count - requests_before
     assert api_retries == sandbox.fault_counts["5xx"] > 0
