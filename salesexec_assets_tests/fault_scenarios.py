@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -25,7 +26,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -48,15 +48,28 @@ from dagster import (
 )
 
 from salesexec_assets.api import contract
+from salesexec_assets.api.client import SalesExecClient
 from salesexec_assets.api.contract import Report
 from salesexec_assets.api.timestamps import parse_api_timestamp
 from salesexec_assets.checks import NO_QUARANTINED_RECORDS
+from salesexec_assets.loading import WriteMode, load_report
 from salesexec_assets.partitions import local_midnight_utc, today_in
-from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns, table_spec
-from salesexec_assets.sandbox import Faults, SandboxConfig, SandboxData, SandboxServer, run_sandbox
-from salesexec_assets.settings import LEAD_TYPE_UIDS_VAR, START_DATE_VAR, TIMEZONE_VAR
-from salesexec_assets.warehouse import DuckDBWarehouse, RowStage
-from salesexec_assets_tests.conftest import SANDBOX_PASSWORD, execute_assets, point_environment
+from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns
+from salesexec_assets.sandbox import Faults, SandboxServer, run_sandbox
+from salesexec_assets.settings import (
+    LEAD_TYPE_UIDS_VAR,
+    PASSWORD_VAR,
+    START_DATE_VAR,
+    TIMEZONE_VAR,
+    USERNAME_VAR,
+)
+from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets_tests.conftest import (
+    SANDBOX_PASSWORD,
+    execute_assets,
+    point_environment,
+    salesexec_environment,
+)
 from salesexec_assets_tests.figures import Figures
 from salesexec_assets_tests.test_asset_cli import (
     CLI_TIMEOUT_SECONDS,
@@ -103,9 +116,6 @@ ALL_FAULTS: dict[str, Any] = {
 SMALL_PAGES = 10
 FAST_RETRIES = {"backoff_initial_seconds": 0.05}  # Retry-After is still honoured as sent
 GIVE_UP_FAST = {"max_attempts": 3, "backoff_initial_seconds": 0.01}
-KILL_LATENCY_MS = 15  # a pull lasts long enough for a kill to land in it
-PULL_KILL_WINDOW_SECONDS = 3.0
-WRITE_KILL_WINDOW_SECONDS = 0.02
 HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _RUN_ID = re.compile(r" - ([0-9a-f-]{36}) - \d+ - RUN_START - ")
@@ -536,8 +546,10 @@ class Lab:
         self.secrets.watch(server)
         return server
 
-    def proxy(self, upstream: SandboxServer, rewrite: Rewrite) -> RewritingProxy:
-        return self._stack.enter_context(RewritingProxy(upstream, rewrite))
+    def proxy(
+        self, upstream: SandboxServer, rewrite: Rewrite, before: BeforeForward | None = None
+    ) -> RewritingProxy:
+        return self._stack.enter_context(RewritingProxy(upstream, rewrite, before))
 
     def file(self, name: str) -> Path:
         """A warehouse file of this lab (scanned for secrets at the end)."""
@@ -853,77 +865,109 @@ def all_faults_at_once(lab: Lab, via: str) -> None:
     lab.survived(injected)
 
 
-def _strike(
-    lab: Lab, process: CliProcess, target: str, report: Report, chunks: int, last_lead_type: str
-) -> str:
-    """kill -9 the run: at a random moment of the pull, or right after a chunk's last
-    lead type was pulled (its write follows at once). Returns where it landed."""
-    if target == "pull":
-        assert process.wait_for(rf"{report.name}: pulling"), process.output[-3000:]
-        time.sleep(lab.rng.uniform(0, PULL_KILL_WINDOW_SECONDS))
-    else:
-        chunk = lab.rng.randrange(chunks)
-        pulled = rf"{report.name}: lead type {re.escape(last_lead_type)} .* rows in \d+ pages"
-        assert process.wait_for(pulled, count=chunk + 1), process.output[-3000:]
-        time.sleep(lab.rng.uniform(0, WRITE_KILL_WINDOW_SECONDS))
-    process.kill()
-    return f"kill aimed at a {target} landed {_moment_of_death(process.output, last_lead_type)}"
+class KillSwitch:
+    """Kills a CLI run at an exact point, by construction, from the proxy in front of the
+    sandbox: when the run asks for the first page of ``report`` for ``day`` (a request
+    the run makes only after every earlier chunk of that report is committed).
+
+    ``at="pull"``: SIGKILL right then, before the request is answered: the run dies
+    mid-pull, its earlier chunks committed, this one not. ``at="write"``: take the
+    warehouse file's write lock right then; the run pulls and stages the whole chunk,
+    then waits for the file to write it, and is killed while it waits (its log says so).
+    """
+
+    def __init__(self, report: Report, day: date, at: str, path: Path) -> None:
+        self.report, self.at, self.path = report, at, path
+        self.window_start = local_midnight_utc(day, "UTC")
+        self.process: CliProcess | None = None
+        self.started = threading.Event()
+        self.struck = threading.Event()
+        self.holder: duckdb.DuckDBPyConnection | None = None
+
+    def before(self, path: str, query: Mapping[str, list[str]]) -> None:
+        start = (query.get(contract.PARAM_START) or [None])[0]
+        if self.struck.is_set() or path.lower() != self.report.path.lower() or start is None:
+            return
+        if parse_api_timestamp(start) != self.window_start:
+            return
+        self.struck.set()
+        self.started.wait(CLI_TIMEOUT_SECONDS)
+        assert self.process is not None
+        if self.at == "pull":
+            self.process.kill()
+        else:
+            self.holder = duckdb.connect(str(self.path))  # the run will wait for the file
+
+    def strike(self, lab: Lab, job: Materialize) -> CliProcess:
+        """Start the run through a proxy with this switch; return once it is dead."""
+        proxy = lab.proxy(job.source, lambda exchange: None, before=self.before)
+        self.process = lab.start_cli(replace(job, source=proxy))
+        self.started.set()
+        process = self.process
+        try:
+            if self.at == "write":
+                assert process.wait_for(LOCKED_MESSAGE), process.output[-3000:]
+                process.kill()
+            else:
+                process.wait()
+        finally:
+            if self.holder is not None:
+                self.holder.close()
+        assert self.struck.is_set(), f"the run never asked for {self.report.name} of the day"
+        assert process.popen.returncode == -signal.SIGKILL, process.output[-3000:]
+        return process
 
 
-def _moment_of_death(output: str, last_lead_type: str) -> str:
-    """Where the run was when killed, from the last pull or write its log shows."""
-    steps = re.findall(
-        r"(\w+): (?:lead type (\d+ \(.*?\)).*: \d+ rows in \d+ pages|wrote (\S+?)\.\.)", output
+def rewritten_days(
+    before: Mapping[date, list[dict[str, Any]]], after: Mapping[date, list[dict[str, Any]]]
+) -> list[date]:
+    """The partitions whose rows a run replaced (another run id, or new)."""
+    runs = {day: {row["_run_id"] for row in rows} for day, rows in before.items()}
+    return sorted(
+        day for day, rows in after.items() if {row["_run_id"] for row in rows} != runs.get(day)
     )
-    committed = sum(1 for _, _, written in steps if written)
-    if not steps:
-        return "before its first pull"
-    report, lead_type, written = steps[-1]
-    if written:
-        return f"after the commit of {report} {written} ({committed} chunks committed)"
-    if lead_type == last_lead_type:
-        return f"writing a chunk of {report}: pulled, not committed ({committed} before it)"
-    return f"in a pull of {report} ({committed} chunks committed)"
-
-
-def last_lead_type(server: SandboxServer) -> str:
-    """How the pull logs name the last lead type it reads in a chunk: ``3 (Solar)``."""
-    uid, name = max(
-        (lead_type[contract.LEAD_TYPE_UID], lead_type[contract.LEAD_TYPE_NAME])
-        for lead_type in server.data.lead_types()
-    )
-    return f"{uid} ({name})"
 
 
 def kill_and_rerun(lab: Lab) -> None:
-    """kill -9 ``dagster asset materialize`` at random moments (during pulls, right at
-    writes), and once between a COMMIT and DuckDB's checkpoint. Between the kill and the
-    re-run, the file (its WAL replayed by a read-only open) holds whole partitions only
-    and lost none; the re-run restores the truth and checks the WAL in."""
-    reports = (ALL_ACTIONS, ALL_LEADS)  # run in this order
+    """kill -9 ``dagster asset materialize`` at exact points, by construction: mid-pull
+    (the run waiting for a page of chunk N) and at a write (chunk N pulled and staged,
+    the run waiting for the file), and once between a COMMIT and DuckDB's checkpoint.
+    Each kill is asserted to have landed where it was aimed: the killed run committed
+    exactly the chunks before N of the struck report. Between the kill and the re-run,
+    the file (its WAL replayed by a read-only open) holds whole partitions only and lost
+    none; the re-run restores the truth and checks the WAL in."""
+    reports = (ALL_ACTIONS, ALL_LEADS)
     days = lab.days(lab.scale.partitions)
-    server = lab.sandbox(latency_ms=KILL_LATENCY_MS)
+    server = lab.sandbox()
     path = lab.file("killed")
     per_day = resources_config(path, chunk_days=1)  # a transaction per day: many to hit
     job = Materialize(server, path, reports, days, per_day)
     baseline = lab.run(replace(job, days=days[: len(days) // 2]))
     assert baseline.success, baseline.text
     for number in range(lab.scale.kills):
-        target = "write" if number % 2 else "pull"
-        before = {report.name: partitions_of(path, report) for report in reports}
-        process = lab.start_cli(job)
+        at = "write" if number % 2 else "pull"
         struck = reports[lab.rng.randrange(len(reports))]
-        landed = _strike(lab, process, target, struck, len(days), last_lead_type(server))
+        chunk = lab.rng.randrange(len(days))
+        before = {report.name: partitions_of(path, report) for report in reports}
+        KillSwitch(struck, days[chunk], at, path).strike(lab, job)
         lab.injected(1)
         wal = wal_of(path).exists()
         notes = [
             assert_crash_left_whole_partitions(lab, path, server, report, before[report.name])
             for report in reports
         ]
+        landed = rewritten_days(before[struck.name], partitions_of(path, struck))
+        assert landed == days[:chunk], (
+            f"kill at the {at} of {struck.name} {days[chunk]}: the killed run committed "
+            f"{landed}, not exactly the days before it"
+        )
         rerun = lab.run(job)
         assert rerun.success, rerun.text
         compare_with_truth(lab, path, server, reports, days)
-        lab.notes.append(f"{landed}; WAL left: {wal}; " + "; ".join(notes))
+        lab.notes.append(
+            f"kill at the {at} of {struck.name} chunk {chunk + 1}/{len(days)} landed there "
+            f"({chunk} chunk(s) committed before it); WAL left: {wal}; " + "; ".join(notes)
+        )
         lab.survived(1)
     kill_between_commit_and_checkpoint(lab, server, path, days[0])
     rerun = lab.run(job)
@@ -940,24 +984,29 @@ def kill_between_commit_and_checkpoint(
     lab: Lab, server: SandboxServer, path: Path, day: date
 ) -> None:
     """A kill after a COMMIT but before DuckDB's checkpoint leaves the commit in the WAL
-    only. Made certain in a child process (:func:`commit_then_die`); the file, opened
-    read-only, must show the commit, replayed from the WAL."""
+    only. Made certain in a child process (:func:`commit_then_die`) that runs the
+    pipeline's load (pull from the sandbox, stage, write); the file, opened read-only,
+    must show the commit, replayed from the WAL, equal to the truth."""
     lab.injected(1)
     child = subprocess.run(
         [
             sys.executable,
             "-c",
             "from salesexec_assets_tests.fault_scenarios import commit_then_die; "
-            f"commit_then_die({str(path)!r}, {str(day)!r}, {lab.scale.leads_per_day}, "
-            f"{lab.scale.seed})",
+            f"commit_then_die({str(path)!r}, {str(day)!r}, {server.base_url!r})",
         ],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            **salesexec_environment(server, path),
+        },
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT_SECONDS,
     )
     lab.secrets.add("commit_then_die output", child.stdout + child.stderr)
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    assert "committed" in child.stdout, child.stdout[-3000:]  # it died after its COMMIT
     assert wal_of(path).exists(), "the killed writer left no WAL"
     runs = {
         row["_run_id"]
@@ -973,25 +1022,36 @@ def kill_between_commit_and_checkpoint(
 WAL_RUN_ID = "killed-between-commit-and-checkpoint"
 
 
-def commit_then_die(path: str, day: str, leads_per_day: int, seed: int) -> None:
-    """In a child process: write one day of All Leads through the warehouse with DuckDB's
-    checkpoint on close turned off, then SIGKILL this process."""
-    data = SandboxData(SandboxConfig(seed=seed, leads_per_day=leads_per_day))
-    uids = [lead_type[contract.LEAD_TYPE_UID] for lead_type in data.lead_types()]
-    partition = date.fromisoformat(day)
+def commit_then_die(path: str, day: str, base_url: str) -> None:
+    """In a child process: load one day of All Leads from the sandbox at ``base_url``
+    through the pipeline's :func:`load_report`, with DuckDB's checkpoint on close turned
+    off, then SIGKILL this process: dead after the COMMIT, before any checkpoint."""
 
     def keep_in_wal(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("PRAGMA disable_checkpoint_on_shutdown")
 
-    with RowStage(table_spec(ALL_LEADS)) as stage:
-        stage.add(expected_day(data, ALL_LEADS, uids, partition))
-        DuckDBWarehouse(path).write(
-            stage,
-            replace_partitions=[partition],
+    log = logging.getLogger("commit_then_die")
+    username, password = os.environ[USERNAME_VAR], os.environ[PASSWORD_VAR]
+    with SalesExecClient(base_url, username, password) as client:
+        lead_types = [
+            (lead_type[contract.LEAD_TYPE_UID], lead_type[contract.LEAD_TYPE_NAME])
+            for lead_type in client.lead_types()
+        ]
+        result = load_report(
+            ALL_LEADS,
+            [date.fromisoformat(day)],
+            client=client,
+            lead_types=lead_types,
+            warehouse=DuckDBWarehouse(path),
+            zone="UTC",
+            mode=WriteMode.REPLACE,
             run_id=WAL_RUN_ID,
-            loaded_at=datetime.now(timezone.utc),
+            chunk_days=1,
+            log=log,
+            loaded_at=lambda: datetime.now(timezone.utc).replace(tzinfo=None),
             before_insert=keep_in_wal,
         )
+    print(f"committed {result.rows_written} rows", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

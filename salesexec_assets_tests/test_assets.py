@@ -203,6 +203,56 @@ def test_rerunning_a_day_leaves_every_table_identical(
         assert {row["_run_id"] for row in stamped} == {second_run.run_id}
 
 
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """The tags of a single-run range (as a backfill or ``--partition-range`` sets them)."""
+    return {
+        "dagster/asset_partition_range_start": str(first),
+        "dagster/asset_partition_range_end": str(last),
+    }
+
+
+def test_an_overlapping_range_rerun_into_the_same_file_keeps_one_copy_of_every_value(
+    sandbox: SandboxServer,
+    salesexec_env: dict[str, str],
+    warehouse_path: Path,
+    run_assets: RunAssets,
+) -> None:
+    """Promise 2: days 1-4, then days 3-6 into the SAME file (small chunks, so the two
+    ranges' chunk boundaries differ): every day holds exactly the truth, value for value,
+    the overlap once, written by the second run; the days only the first run wrote are
+    untouched."""
+    defs = definitions()
+    days = [PAST_DAY + timedelta(days=n) for n in range(6)]
+    config = {"resources": {"warehouse": {"config": {"path": str(warehouse_path),
+                                                     "chunk_days": 3}}}}  # fmt: skip
+
+    def run_range(first: date, last: date) -> str:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=DagsterInstance.ephemeral(),
+            asset_selection=keys(*DAY_REPORTS),
+            tags={
+                "dagster/asset_partition_range_start": str(first),
+                "dagster/asset_partition_range_end": str(last),
+            },
+            run_config=config,
+            raise_on_error=False,
+        )
+        assert_succeeded(result)
+        return result.run_id
+
+    run_range(days[0], days[3])
+    before = {r.name: whole_table(warehouse_path, r) for r in DAY_REPORTS}
+    second = run_range(days[2], days[5])
+    for report in DAY_REPORTS:
+        assert_day_matches_truth(warehouse_path, sandbox, report, days)
+        stamped = whole_table(warehouse_path, report)
+        for row in stamped:
+            overlap_or_later = row["partition_date"] >= days[2]
+            assert (row["_run_id"] == second) == overlap_or_later, (report.name, row)
+        untouched = [row for row in before[report.name] if row["partition_date"] < days[2]]
+        assert untouched and [r for r in stamped if r["partition_date"] < days[2]] == untouched
+
+
 # --- time zones ---------------------------------------------------------------------------
 
 
