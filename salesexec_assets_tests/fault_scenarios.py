@@ -350,9 +350,11 @@ def html_pages(status: int) -> Rewrite:
     return rewrite
 
 
-def failing_windows_from(report: Report, first_failing: date) -> Rewrite:
-    """The report's calls for windows starting on or after a day answer 503, always."""
+def failing_windows_from(report: Report, first_failing: date, status: int = 503) -> Rewrite:
+    """The report's calls for windows starting on or after a day answer ``status`` (a
+    429 with ``Retry-After: 1``), always: a failure that starts in the middle of a range."""
     failing_from = local_midnight_utc(first_failing, "UTC")
+    headers = ((contract.RETRY_AFTER_HEADER, "1"),) if status == 429 else ()
 
     def rewrite(exchange: Exchange) -> Exchange | None:
         start = exchange.param(contract.PARAM_START)
@@ -361,7 +363,9 @@ def failing_windows_from(report: Report, first_failing: date) -> Rewrite:
         if parse_api_timestamp(start) < failing_from:
             return None
         body = json.dumps({contract.ERROR_MESSAGE: "The service is unavailable."}).encode()
-        return replace(exchange, status=503, body=body, content_type="application/json")
+        return replace(
+            exchange, status=status, body=body, content_type="application/json", headers=headers
+        )
 
     return rewrite
 
@@ -1091,18 +1095,22 @@ def parallel_writers(lab: Lab) -> None:
 EXHAUSTED_ENDPOINTS = {
     "5xx": (f"POST {contract.AUTHENTICATE_PATH}", r"HTTP 50[0234]"),
     "429": (f"POST {contract.AUTHENTICATE_PATH}", r"HTTP 429 \(rate limited\)"),
+    # failures that start in the middle of the range, after the first day was written
     "503 from the second day": (f"GET {ALL_LEADS.path}", r"HTTP 503"),
+    "500 from the second day": (f"GET {ALL_LEADS.path}", r"HTTP 500"),
+    "429 from the second day": (f"GET {ALL_LEADS.path}", r"HTTP 429 \(rate limited\)"),
 }
 
 
 def retries_exhausted(lab: Lab, kind: str) -> None:
-    """A source that keeps failing (``kind``: every call 5xx, every call 429, or every call
-    for the second day of a range 503) fails the run with a message naming the endpoint
-    and the status; the stored values are unchanged, and partitions the run did not reach
-    keep even their load stamps."""
+    """A source that keeps failing (``kind``: every call 5xx, every call 429, or, from the
+    middle of a range on, every call for its second day 503, 500 or 429) fails the run
+    with a message naming the endpoint, the base URL and the status; the stored values
+    are unchanged (the first day, committed before a mid-range failure, by that run), and
+    partitions the run did not reach keep even their load stamps."""
     days = lab.days(2)
     server = lab.sandbox()
-    path = lab.seeded_file(f"exhausted-{kind.split()[0]}")
+    path = lab.seeded_file(f"exhausted-{kind.replace(' ', '-')}")
     before = whole_tables(path, [ALL_LEADS])
     source: Any = server
     if kind == "5xx":
@@ -1110,7 +1118,8 @@ def retries_exhausted(lab: Lab, kind: str) -> None:
     elif kind == "429":
         server.set_faults(Faults(p429=1.0, retry_after_seconds=1))
     else:
-        source = lab.proxy(server, failing_windows_from(ALL_LEADS, days[1]))
+        status = int(kind.split()[0])
+        source = lab.proxy(server, failing_windows_from(ALL_LEADS, days[1], status))
     config = resources_config(path, chunk_days=1, **GIVE_UP_FAST)
     outcome = lab.run(Materialize(source, path, [ALL_LEADS], days, config))
     faults = source.rewrites if source is not server else sum(server.fault_counts.values())
@@ -1118,9 +1127,14 @@ def retries_exhausted(lab: Lab, kind: str) -> None:
     endpoint, status = EXHAUSTED_ENDPOINTS[kind]
     assert not outcome.success
     assert endpoint in outcome.text and re.search(status, outcome.text), outcome.text[-3000:]
-    assert "still failing after 3 attempts" in outcome.text
+    assert f"{endpoint} at {source.base_url} still failing after 3 attempts" in outcome.text
     after = whole_tables(path, [ALL_LEADS])
     assert values_only(after) == values_only(before)
+    if source is not server:  # the first day was read and committed before the failure
+        first = {
+            row["_run_id"] for row in after[ALL_LEADS.name] if row["partition_date"] == days[0]
+        }
+        assert first == {outcome.run_id}, f"{kind}: the first day was not written: {first}"
     untouched = set(days) if source is server else {days[1]}
     for name, rows in after.items():
         kept = [row for row in before[name] if row["partition_date"] in untouched]
