@@ -13,11 +13,11 @@ webserver; the daemon of ``dagster dev`` executes it. The range is the last
 
 Why two backfills: ``leads_awaiting_import_count`` only knows "now", so it writes only
 the partition of the day its run was launched and skips the others (materialized with
-``skipped: past partition`` metadata, nothing written). The test backfills the five
-windowed reports over the range (one run, thanks to ``BackfillPolicy.single_run()``) and
-today's partition of the "now" report (its own one run), as the README ("The Dagster
-UI") tells. Both are launched at once, as two clicks would, so their runs also share the
-DuckDB file.
+``skipped: past partition`` metadata, nothing written). The test backfills all six
+reports over the range, today included (one run, thanks to
+``BackfillPolicy.single_run()``: the "now" report writes today's count and skips the
+past days), and, at once, the "now" report alone over the past days only (its own run,
+which must complete successfully and write nothing). Both share the DuckDB file.
 
 Then: the tables hold exactly the sandbox's rows for those days (row for row, every
 contract field), the UI's GraphQL shows metadata and passing checks, and headless
@@ -81,7 +81,6 @@ DOCS_SCREENSHOT = REPO_ROOT / "docs" / "img" / SCREENSHOT_NAME
 UPDATE_SCREENSHOT_VAR = "SALESEXEC_UPDATE_SCREENSHOT"
 DEFINITIONS_MODULE = "salesexec_assets.definitions"
 
-WINDOWED = [report for report in REPORTS if report.pull is not Pull.NOW]
 NOW_ONLY = [report for report in REPORTS if report.pull is Pull.NOW]
 ALL_LEADS = next(report for report in REPORTS if report.name == "all_leads")
 
@@ -180,15 +179,15 @@ def backfilled(dagster_ui: DagsterDev) -> Backfilled:
     days = last_days(BACKFILL_DAYS, today)
     windowed_id = launch_backfill(
         dagster_ui,
-        [asset_path(report) for report in WINDOWED],
+        [asset_path(report) for report in REPORTS],
         [str(day) for day in days],
-        title=f"e2e: {len(WINDOWED)} windowed reports, {days[0]}..{days[-1]}",
+        title=f"e2e: all {len(REPORTS)} reports, {days[0]}..{days[-1]}",
     )
     now_id = launch_backfill(
         dagster_ui,
         [asset_path(report) for report in NOW_ONLY],
-        [str(today)],
-        title=f"e2e: the 'now' report, {today}",
+        [str(day) for day in days[:-1]],
+        title=f"e2e: the 'now' report over past days, {days[0]}..{days[-2]}",
     )
     states = wait_for_backfills(dagster_ui, [windowed_id, now_id], BACKFILL_TIMEOUT_SECONDS)
     warehouse = Path(dagster_ui.env["SALESEXEC_DUCKDB_PATH"])
@@ -281,7 +280,7 @@ def test_ui_lists_schedules_and_sensors_with_names(dagster_ui: DagsterDev) -> No
 # --- the backfill ---------------------------------------------------------------------
 
 
-def test_backfill_of_the_windowed_reports_over_a_range_completes_in_one_run(
+def test_backfill_of_all_six_reports_over_a_range_completes_in_one_run(
     backfilled: Backfilled,
 ) -> None:
     backfill = backfilled.windowed
@@ -289,24 +288,32 @@ def test_backfill_of_the_windowed_reports_over_a_range_completes_in_one_run(
     assert len(backfill.runs) == 1, f"single-run policy, yet {describe(backfill)}"
     (run,) = backfill.runs
     assert run.status == "SUCCESS", describe(backfill)
-    assert run.asset_keys == {asset_path(report) for report in WINDOWED}
+    assert run.asset_keys == {asset_path(report) for report in REPORTS}
     assert run.tags.get("dagster/asset_partition_range_start") == str(backfilled.days[0])
     assert run.tags.get("dagster/asset_partition_range_end") == str(backfilled.days[-1])
     assert run.tags.get("dagster/backfill") == backfill.backfill_id
 
 
-def test_backfill_of_the_now_only_report_for_today_completes_in_one_run(
+def test_backfill_of_the_now_only_report_over_past_days_succeeds_and_says_it_skipped_them(
     backfilled: Backfilled,
 ) -> None:
+    """Nothing written (the tables test finds today's snapshot only), and the UI shows
+    each past partition materialized with ``skipped: past partition``."""
     backfill = backfilled.now_only
     assert backfill.status == "COMPLETED_SUCCESS", describe(backfill)
     assert len(backfill.runs) == 1, describe(backfill)
     (run,) = backfill.runs
     assert run.status == "SUCCESS"
     assert run.asset_keys == {asset_path(report) for report in NOW_ONLY}
-    today = str(backfilled.today)
-    assert run.tags.get("dagster/partition", today) == today
-    assert run.tags.get("dagster/asset_partition_range_start", today) == today
+    keys = [{"path": list(asset_path(report))} for report in NOW_ONLY]
+    (node,) = backfilled.dev.graphql(
+        MATERIALIZATIONS_QUERY, {"keys": keys, "partition": str(backfilled.days[0])}
+    )["assetNodes"]
+    (materialization,) = node["latestMaterializationByPartition"]
+    assert materialization is not None and materialization["runId"] == run.run_id
+    metadata = {e["label"]: entry_value(e) for e in materialization["metadataEntries"]}
+    assert metadata["skipped"] == "past partition", metadata
+    assert metadata["rows_written"] == 0
 
 
 def test_duckdb_tables_hold_exactly_the_sandbox_rows_of_the_backfilled_days(
