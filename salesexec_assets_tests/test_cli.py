@@ -6,6 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from salesexec_assets.sandbox import SandboxServer
 from salesexec_assets_tests.conftest import SANDBOX_PASSWORD, salesexec_environment
 
@@ -43,13 +45,16 @@ def test_check_says_the_credentials_work(sandbox: SandboxServer, tmp_path: Path)
     assert "OK: logged in" in done.stdout and "'sandbox'" in done.stdout
 
 
-def test_check_with_a_wrong_password_fails_clearly_without_printing_it(
-    sandbox: SandboxServer, tmp_path: Path
+@pytest.mark.parametrize("command", ["check", "lead-types"])
+def test_a_wrong_password_fails_clearly_printing_nothing_before_nor_the_password(
+    sandbox: SandboxServer, tmp_path: Path, command: str
 ) -> None:
+    """No "OK", and no table header of ``lead-types`` before the login error."""
     env = salesexec_environment(sandbox, tmp_path / "w.duckdb")
     env["SALESEXEC_PASSWORD"] = "wrong-pw-never-printed"
-    done = salesexec("check", env=env)
+    done = salesexec(command, env=env)
     assert done.returncode == 1
+    assert done.stdout == ""
     assert "bad credentials for user 'sandbox'" in done.stderr
     assert "wrong-pw-never-printed" not in done.stdout + done.stderr
 
@@ -88,17 +93,6 @@ def test_check_reads_the_dotenv_file_whose_values_win_over_the_shell(
     assert "wrong-pw-in-dotenv" not in done.stdout + done.stderr
     alone = salesexec("check", env={}, cwd=tmp_path)  # credentials from .env only
     assert alone.returncode == 1 and "bad credentials for user 'sandbox'" in alone.stderr
-
-
-def test_lead_types_prints_nothing_before_a_login_error(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
-    env = salesexec_environment(sandbox, tmp_path / "w.duckdb")
-    env["SALESEXEC_PASSWORD"] = "wrong-pw-never-printed"
-    done = salesexec("lead-types", env=env)
-    assert done.returncode == 1
-    assert done.stdout == ""
-    assert "bad credentials for user 'sandbox'" in done.stderr
 
 
 def test_base_url_sandbox_with_credentials_says_the_credentials_are_not_used() -> None:
