@@ -292,6 +292,12 @@ class _ProxyServer(ThreadingHTTPServer):
         with self._lock:
             self.rewrites += 1
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that died before its answer (a killed run) is expected, not an error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class RewritingProxy:
     """A loopback HTTP server in front of a sandbox: it forwards every request and lets
