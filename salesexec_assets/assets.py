@@ -6,11 +6,13 @@ UI backfill, thanks to ``BackfillPolicy.single_run()``), and today.
 """
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import pandas as pd
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -29,6 +31,7 @@ from dagster import (
 from salesexec_assets.api import contract
 from salesexec_assets.api.contract import PERSONAL_FIELDS, Pull, Report
 from salesexec_assets.checks import evaluate_report_checks, report_check_specs
+from salesexec_assets.launch import launch_day
 from salesexec_assets.loading import LoadResult, WriteMode, load_report
 from salesexec_assets.naming import FIELD_COLUMN_PREFIX, snake_case
 from salesexec_assets.partitions import partition_date, today_in
@@ -45,6 +48,7 @@ GROUP_NAME = "salesexec"
 OWNERS = ["team:data-engineering"]
 API_POOL = "salesexec_api"
 PREVIEW_ROWS = 5
+INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"})
 PERSONAL_COLUMNS = frozenset(snake_case(name) for name in PERSONAL_FIELDS)
 
 
@@ -65,17 +69,26 @@ def requested_days(context: AssetExecutionContext) -> list[date]:
     return [partition_date(key) for key in context.partition_keys]
 
 
-def refuse_past_days_for_now_report(report: Report, days: Sequence[date], zone: str) -> None:
-    """A report that only knows "now" cannot be pulled for another day."""
-    today = today_in(zone)
-    if report.pull is Pull.NOW and list(days) != [today]:
-        raise Failure(
-            description=(
-                f"{report.title} only knows the current count: only today's partition "
-                f"({today}, {zone}) can be materialized, not {', '.join(map(str, days))}. "
-                "Nothing was written."
-            )
-        )
+def split_now_report_days(days: Sequence[date], launched_on: date) -> tuple[list[date], list[date]]:
+    """The days a "now" report pulls (the day its run was launched, if requested) and the
+    days it skips (every other day: the API cannot tell a past day's count)."""
+    pulled = [day for day in days if day == launched_on]
+    return pulled, [day for day in days if day != launched_on]
+
+
+def skipped_now_report_metadata(
+    report: Report, skipped: Sequence[date], launched_on: date, zone: str
+) -> dict[str, Any]:
+    """What a materialization of the "now" report says about the days it did not write."""
+    return {
+        "skipped": "past partition",
+        "skipped_partitions": MetadataValue.json([str(day) for day in skipped]),
+        "skipped_reason": (
+            f"{report.title} only knows the current count: only the partition of the day the "
+            f"run was launched ({launched_on}, {zone}) is written; nothing was written for "
+            f"{', '.join(map(str, skipped))}, and every stored row is unchanged."
+        ),
+    }
 
 
 def build_report_asset(
@@ -117,7 +130,25 @@ def build_report_asset(
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
         days = requested_days(context)
-        refuse_past_days_for_now_report(report, days, zone)
+        skipped_metadata: dict[str, Any] = {}
+        if report.pull is Pull.NOW:
+            launched_on = launch_day(context, zone)
+            days, skipped = split_now_report_days(days, launched_on)
+            if skipped:
+                skipped_metadata = skipped_now_report_metadata(report, skipped, launched_on, zone)
+                context.log.info("%s: %s", report.name, skipped_metadata["skipped_reason"])
+            if not days:  # materialized, so runs and backfills succeed; the tables untouched
+                return MaterializeResult(
+                    metadata={**skipped_metadata, "rows_written": 0},
+                    check_results=[
+                        AssetCheckResult(
+                            check_name=spec.name,
+                            passed=True,
+                            metadata={"skipped": "past partition: nothing was written"},
+                        )
+                        for spec in report_check_specs(report, key)
+                    ],
+                )
         store = warehouse.get_warehouse(context.log)
         with salesexec.get_client(context.log) as client:
             lead_types = salesexec.resolve_lead_types(client)
@@ -151,13 +182,11 @@ def build_report_asset(
                 report, key, store, days, zone, per_pull=effective_mode is WriteMode.APPEND
             )
             metadata = materialization_metadata(result, stats, store, salesexec, effective_mode)
+        metadata.update(skipped_metadata)
         if retention_days is not None:
             metadata["retention_days"] = retention_days
             metadata["partitions_dropped"] = MetadataValue.json([str(day) for day in dropped])
-        return MaterializeResult(
-            metadata=metadata,
-            check_results=checks,
-        )
+        return MaterializeResult(metadata=metadata, check_results=checks)
 
     return _report_asset
 
@@ -239,9 +268,7 @@ def materialization_metadata(
         "from_sandbox": salesexec.uses_sandbox,
         "contract_overrides": contract.effective().describe(),
         "warehouse_path": MetadataValue.path(str(store.path)),
-        "preview": MetadataValue.md(
-            preview.to_markdown(index=False) if not preview.empty else "(no rows)"
-        ),
+        "preview": MetadataValue.md(preview_markdown(preview, columns)),
     }
     if len(days) == 1:
         metadata["dagster/partition_row_count"] = partition_rows
@@ -259,6 +286,31 @@ def materialization_metadata(
     if result.quarantine_reasons:
         metadata["quarantine_reasons"] = MetadataValue.json(dict(result.quarantine_reasons))
     return metadata
+
+
+def preview_cell(value: Any, column_type: str) -> str:
+    """How a stored value reads in the preview: null as an empty cell (not ``<NA>``,
+    ``nan`` or ``NaT``), a DATE as a plain date (pandas makes it a midnight timestamp)."""
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return ""
+    if column_type == "DATE" and isinstance(value, (datetime, date)):
+        return value.strftime("%Y-%m-%d")
+    if column_type in INTEGER_TYPES and isinstance(value, float):
+        return str(int(value))  # an integer column with nulls may come back as floats
+    return str(value)
+
+
+def preview_markdown(frame: pd.DataFrame, column_types: Mapping[str, str]) -> str:
+    """The preview rows as a markdown table of plain text cells."""
+    if frame.empty:
+        return "(no rows)"
+    cells = pd.DataFrame(
+        {
+            name: [preview_cell(value, column_types.get(name, "")) for value in frame[name]]
+            for name in frame.columns
+        }
+    )
+    return cells.to_markdown(index=False)
 
 
 def window_text(windows: Sequence[tuple[datetime, datetime]]) -> str:

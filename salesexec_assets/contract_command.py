@@ -130,8 +130,12 @@ def run_diff(
     return DIFFERS if count else MATCH
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """``salesexec contract diff [--swagger PATH_OR_URL] [--write-overrides FILE]``."""
+def add_parser(
+    commands: argparse._SubParsersAction,
+    add_sandbox_flag: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """``salesexec contract diff [--swagger PATH_OR_URL] [--write-overrides FILE]
+    [--sandbox]``."""
     parser = commands.add_parser("contract", help="compare the API's Swagger with the contract")
     actions = parser.add_subparsers(dest="contract_command", required=True)
     diff = actions.add_parser(
@@ -149,6 +153,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the overrides file for the differences that map with confidence",
     )
+    add_sandbox_flag(diff)
 
 
 def main(args: argparse.Namespace, account_client: AccountClient) -> int:
@@ -157,9 +162,9 @@ def main(args: argparse.Namespace, account_client: AccountClient) -> int:
         contract.effective()  # a broken overrides file: say so before reading anything
         if args.swagger:
             return run_diff(args.swagger, None, args.write_overrides)
-        with account_client() as (client, sandbox):
-            if sandbox:
-                print("(no SalesExec credentials set: comparing the embedded sandbox's document)")
+        with account_client() as (client, sandbox_reason):
+            if sandbox_reason:
+                print(f"({sandbox_reason}: comparing the embedded sandbox's document)")
             return run_diff(None, client, args.write_overrides)
     except (OverridesError, SettingsError, SalesExecError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -241,7 +241,8 @@ def _stage_batch(
         try:
             good.append(plan.builder.row(record))
         except RecordError as error:
-            bad.append(quarantine_row(record, str(error), uid, first_day))
+            day = plan.builder.quarantine_day(record, fallback=first_day)
+            bad.append(quarantine_row(record, str(error), uid, day))
             result.quarantine_reasons[str(error).split(":")[0]] += 1
     stage.add(good)
     if bad:

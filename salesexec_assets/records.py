@@ -265,6 +265,19 @@ class RowBuilder:
         columns[field.column] = _object_text(value)
         return columns
 
+    def quarantine_day(self, record: Any, fallback: date) -> date:
+        """The day a rejected record is quarantined under: its own day when its window
+        field parses into one of the pulled days, so that re-running that day (once the
+        source is fixed) replaces its quarantine too; else ``fallback``."""
+        if self.fixed_day is not None:
+            return self.fixed_day
+        value = record.get(self.report.window_field) if isinstance(record, dict) else None
+        try:
+            day = self.locate_day(parse_api_timestamp(value)) if value is not None else None
+        except TimestampError:
+            day = None
+        return day or fallback
+
     def _partition(self, row: dict[str, Any]) -> date:
         if self.fixed_day is not None:
             return self.fixed_day
@@ -369,7 +382,8 @@ def _object_text(value: dict[str, Any]) -> str:
 
 
 def quarantine_row(record: Any, reason: str, lead_type_uid: int, day: date) -> dict[str, Any]:
-    """A rejected record, whole, with the reason; ``day`` is the first day of the pull."""
+    """A rejected record, whole, with the reason, under ``day``
+    (:meth:`RowBuilder.quarantine_day`)."""
     return {
         "lead_type_uid": lead_type_uid,
         "reason": reason,

@@ -105,8 +105,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"{BASE_URL_VAR}={base_url!r} must be an http(s) URL or 'sandbox'")
     if base_url and base_url != SANDBOX and not username:
         raise SettingsError(
-            f"{BASE_URL_VAR} is set but {USERNAME_VAR}/{PASSWORD_VAR} are not: a SalesExec "
-            "API needs credentials (unset the URL, or set it to 'sandbox', for the sandbox)"
+            f"{BASE_URL_VAR}={base_url!r} is set but {USERNAME_VAR}/{PASSWORD_VAR} are not: "
+            "a SalesExec API needs credentials (unset the URL, or set it to 'sandbox', for "
+            "the sandbox)"
         )
     start_date = parse_start_date(value(START_DATE_VAR) or DEFAULT_START_DATE.isoformat())
     if start_date > date.today():

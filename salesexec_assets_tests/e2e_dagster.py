@@ -36,8 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCATION_NAME = "salesexec_assets"
 PROJECT_PACKAGE = "salesexec_assets"
 
-# The project's instance settings (run retries, pools), which users copy to DAGSTER_HOME.
-PROJECT_INSTANCE_YAML = REPO_ROOT / "dagster.yaml"
+# The project's instance settings (run retries, pools): the DAGSTER_HOME the README sets.
+PROJECT_INSTANCE_YAML = REPO_ROOT / "dagster_home" / "dagster.yaml"
 # Off on top of them: telemetry (the machine may have no internet) and the first-visit
 # "Join the Dagster community" dialog of the UI.
 INSTANCE_OVERRIDES: dict[str, Any] = {"telemetry": {"enabled": False}, "nux": {"enabled": False}}
@@ -264,7 +264,8 @@ def stop_process_group(process: subprocess.Popen[bytes], grace: float) -> None:
 
 
 def write_instance_yaml(path: Path) -> dict[str, Any]:
-    """The project's ``dagster.yaml`` (if any) with :data:`INSTANCE_OVERRIDES` applied."""
+    """The project's ``dagster_home/dagster.yaml`` (if any), :data:`INSTANCE_OVERRIDES`
+    applied."""
     settings: dict[str, Any] = {}
     if PROJECT_INSTANCE_YAML.exists():
         settings = yaml.safe_load(PROJECT_INSTANCE_YAML.read_text(encoding="utf-8")) or {}
@@ -285,7 +286,7 @@ def dagster_dev(
     """``dagster dev -p <free port> -h 127.0.0.1`` in the repository root, with ``env``.
 
     ``env`` is the whole environment of the process; ``DAGSTER_HOME`` is set to ``home``,
-    where the project's ``dagster.yaml`` is copied, as the README tells users to do.
+    which holds the project's ``dagster_home/dagster.yaml``, as the README's home does.
     """
     home.mkdir(parents=True, exist_ok=True)
     write_instance_yaml(home / "dagster.yaml")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -25,7 +26,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -48,16 +48,29 @@ from dagster import (
 )
 
 from salesexec_assets.api import contract
+from salesexec_assets.api.client import SalesExecClient
 from salesexec_assets.api.contract import Report
 from salesexec_assets.api.timestamps import parse_api_timestamp
 from salesexec_assets.checks import BRANCH_COUNTS_MATCH_LEADS, NO_QUARANTINED_RECORDS
+from salesexec_assets.loading import WriteMode, load_report
 from salesexec_assets.partitions import local_midnight_utc, today_in
-from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns, table_spec
-from salesexec_assets.sandbox import Faults, SandboxConfig, SandboxData, SandboxServer, run_sandbox
+from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns
+from salesexec_assets.sandbox import Faults, SandboxServer, run_sandbox
 from salesexec_assets.sandbox.state import ChangeKind
-from salesexec_assets.settings import LEAD_TYPE_UIDS_VAR, START_DATE_VAR, TIMEZONE_VAR
-from salesexec_assets.warehouse import DuckDBWarehouse, RowStage
-from salesexec_assets_tests.conftest import SANDBOX_PASSWORD, execute_assets, point_environment
+from salesexec_assets.settings import (
+    LEAD_TYPE_UIDS_VAR,
+    PASSWORD_VAR,
+    START_DATE_VAR,
+    TIMEZONE_VAR,
+    USERNAME_VAR,
+)
+from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets_tests.conftest import (
+    SANDBOX_PASSWORD,
+    execute_assets,
+    point_environment,
+    salesexec_environment,
+)
 from salesexec_assets_tests.figures import Figures
 from salesexec_assets_tests.test_asset_cli import (
     CLI_TIMEOUT_SECONDS,
@@ -107,9 +120,6 @@ ALL_FAULTS: dict[str, Any] = {
 SMALL_PAGES = 10
 FAST_RETRIES = {"backoff_initial_seconds": 0.05}  # Retry-After is still honoured as sent
 GIVE_UP_FAST = {"max_attempts": 3, "backoff_initial_seconds": 0.01}
-KILL_LATENCY_MS = 15  # a pull lasts long enough for a kill to land in it
-PULL_KILL_WINDOW_SECONDS = 3.0
-WRITE_KILL_WINDOW_SECONDS = 0.02
 HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _RUN_ID = re.compile(r" - ([0-9a-f-]{36}) - \d+ - RUN_START - ")
@@ -286,6 +296,12 @@ class _ProxyServer(ThreadingHTTPServer):
         with self._lock:
             self.rewrites += 1
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that died before its answer (a killed run) is expected, not an error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class RewritingProxy:
     """A loopback HTTP server in front of a sandbox: it forwards every request and lets
@@ -344,9 +360,11 @@ def html_pages(status: int) -> Rewrite:
     return rewrite
 
 
-def failing_windows_from(report: Report, first_failing: date) -> Rewrite:
-    """The report's calls for windows starting on or after a day answer 503, always."""
+def failing_windows_from(report: Report, first_failing: date, status: int = 503) -> Rewrite:
+    """The report's calls for windows starting on or after a day answer ``status`` (a
+    429 with ``Retry-After: 1``), always: a failure that starts in the middle of a range."""
     failing_from = local_midnight_utc(first_failing, "UTC")
+    headers = ((contract.RETRY_AFTER_HEADER, "1"),) if status == 429 else ()
 
     def rewrite(exchange: Exchange) -> Exchange | None:
         start = exchange.param(contract.PARAM_START)
@@ -355,7 +373,9 @@ def failing_windows_from(report: Report, first_failing: date) -> Rewrite:
         if parse_api_timestamp(start) < failing_from:
             return None
         body = json.dumps({contract.ERROR_MESSAGE: "The service is unavailable."}).encode()
-        return replace(exchange, status=503, body=body, content_type="application/json")
+        return replace(
+            exchange, status=status, body=body, content_type="application/json", headers=headers
+        )
 
     return rewrite
 
@@ -427,9 +447,12 @@ class CliProcess:
             return sum(1 for line in self.lines if regex.search(line)) >= count
 
         with self._changed:
-            return self._changed.wait_for(
-                lambda: enough() or not self._reader.is_alive(), timeout=timeout
-            ) and enough()
+            return (
+                self._changed.wait_for(
+                    lambda: enough() or not self._reader.is_alive(), timeout=timeout
+                )
+                and enough()
+            )
 
     def kill(self) -> None:
         """SIGKILL, to this process only: no handler, no cleanup, as a crash or an OOM kill."""
@@ -537,8 +560,10 @@ class Lab:
         self.secrets.watch(server)
         return server
 
-    def proxy(self, upstream: SandboxServer, rewrite: Rewrite) -> RewritingProxy:
-        return self._stack.enter_context(RewritingProxy(upstream, rewrite))
+    def proxy(
+        self, upstream: SandboxServer, rewrite: Rewrite, before: BeforeForward | None = None
+    ) -> RewritingProxy:
+        return self._stack.enter_context(RewritingProxy(upstream, rewrite, before))
 
     def file(self, name: str) -> Path:
         """A warehouse file of this lab (scanned for secrets at the end)."""
@@ -974,77 +999,109 @@ def rows_leave_windows(lab: Lab, mix: str) -> None:
     lab.survived(injected)
 
 
-def _strike(
-    lab: Lab, process: CliProcess, target: str, report: Report, chunks: int, last_lead_type: str
-) -> str:
-    """kill -9 the run: at a random moment of the pull, or right after a chunk's last
-    lead type was pulled (its write follows at once). Returns where it landed."""
-    if target == "pull":
-        assert process.wait_for(rf"{report.name}: pulling"), process.output[-3000:]
-        time.sleep(lab.rng.uniform(0, PULL_KILL_WINDOW_SECONDS))
-    else:
-        chunk = lab.rng.randrange(chunks)
-        pulled = rf"{report.name}: lead type {re.escape(last_lead_type)} .* rows in \d+ pages"
-        assert process.wait_for(pulled, count=chunk + 1), process.output[-3000:]
-        time.sleep(lab.rng.uniform(0, WRITE_KILL_WINDOW_SECONDS))
-    process.kill()
-    return f"kill aimed at a {target} landed {_moment_of_death(process.output, last_lead_type)}"
+class KillSwitch:
+    """Kills a CLI run at an exact point, by construction, from the proxy in front of the
+    sandbox: when the run asks for the first page of ``report`` for ``day`` (a request
+    the run makes only after every earlier chunk of that report is committed).
+
+    ``at="pull"``: SIGKILL right then, before the request is answered: the run dies
+    mid-pull, its earlier chunks committed, this one not. ``at="write"``: take the
+    warehouse file's write lock right then; the run pulls and stages the whole chunk,
+    then waits for the file to write it, and is killed while it waits (its log says so).
+    """
+
+    def __init__(self, report: Report, day: date, at: str, path: Path) -> None:
+        self.report, self.at, self.path = report, at, path
+        self.window_start = local_midnight_utc(day, "UTC")
+        self.process: CliProcess | None = None
+        self.started = threading.Event()
+        self.struck = threading.Event()
+        self.holder: duckdb.DuckDBPyConnection | None = None
+
+    def before(self, path: str, query: Mapping[str, list[str]]) -> None:
+        start = (query.get(contract.PARAM_START) or [None])[0]
+        if self.struck.is_set() or path.lower() != self.report.path.lower() or start is None:
+            return
+        if parse_api_timestamp(start) != self.window_start:
+            return
+        self.struck.set()
+        self.started.wait(CLI_TIMEOUT_SECONDS)
+        assert self.process is not None
+        if self.at == "pull":
+            self.process.kill()
+        else:
+            self.holder = duckdb.connect(str(self.path))  # the run will wait for the file
+
+    def strike(self, lab: Lab, job: Materialize) -> CliProcess:
+        """Start the run through a proxy with this switch; return once it is dead."""
+        proxy = lab.proxy(job.source, lambda exchange: None, before=self.before)
+        self.process = lab.start_cli(replace(job, source=proxy))
+        self.started.set()
+        process = self.process
+        try:
+            if self.at == "write":
+                assert process.wait_for(LOCKED_MESSAGE), process.output[-3000:]
+                process.kill()
+            else:
+                process.wait()
+        finally:
+            if self.holder is not None:
+                self.holder.close()
+        assert self.struck.is_set(), f"the run never asked for {self.report.name} of the day"
+        assert process.popen.returncode == -signal.SIGKILL, process.output[-3000:]
+        return process
 
 
-def _moment_of_death(output: str, last_lead_type: str) -> str:
-    """Where the run was when killed, from the last pull or write its log shows."""
-    steps = re.findall(
-        r"(\w+): (?:lead type (\d+ \(.*?\)).*: \d+ rows in \d+ pages|wrote (\S+?)\.\.)", output
+def rewritten_days(
+    before: Mapping[date, list[dict[str, Any]]], after: Mapping[date, list[dict[str, Any]]]
+) -> list[date]:
+    """The partitions whose rows a run replaced (another run id, or new)."""
+    runs = {day: {row["_run_id"] for row in rows} for day, rows in before.items()}
+    return sorted(
+        day for day, rows in after.items() if {row["_run_id"] for row in rows} != runs.get(day)
     )
-    committed = sum(1 for _, _, written in steps if written)
-    if not steps:
-        return "before its first pull"
-    report, lead_type, written = steps[-1]
-    if written:
-        return f"after the commit of {report} {written} ({committed} chunks committed)"
-    if lead_type == last_lead_type:
-        return f"writing a chunk of {report}: pulled, not committed ({committed} before it)"
-    return f"in a pull of {report} ({committed} chunks committed)"
-
-
-def last_lead_type(server: SandboxServer) -> str:
-    """How the pull logs name the last lead type it reads in a chunk: ``3 (Solar)``."""
-    uid, name = max(
-        (lead_type[contract.LEAD_TYPE_UID], lead_type[contract.LEAD_TYPE_NAME])
-        for lead_type in server.data.lead_types()
-    )
-    return f"{uid} ({name})"
 
 
 def kill_and_rerun(lab: Lab) -> None:
-    """kill -9 ``dagster asset materialize`` at random moments (during pulls, right at
-    writes), and once between a COMMIT and DuckDB's checkpoint. Between the kill and the
-    re-run, the file (its WAL replayed by a read-only open) holds whole partitions only
-    and lost none; the re-run restores the truth and checks the WAL in."""
-    reports = (ALL_ACTIONS, ALL_LEADS)  # run in this order
+    """kill -9 ``dagster asset materialize`` at exact points, by construction: mid-pull
+    (the run waiting for a page of chunk N) and at a write (chunk N pulled and staged,
+    the run waiting for the file), and once between a COMMIT and DuckDB's checkpoint.
+    Each kill is asserted to have landed where it was aimed: the killed run committed
+    exactly the chunks before N of the struck report. Between the kill and the re-run,
+    the file (its WAL replayed by a read-only open) holds whole partitions only and lost
+    none; the re-run restores the truth and checks the WAL in."""
+    reports = (ALL_ACTIONS, ALL_LEADS)
     days = lab.days(lab.scale.partitions)
-    server = lab.sandbox(latency_ms=KILL_LATENCY_MS)
+    server = lab.sandbox()
     path = lab.file("killed")
     per_day = resources_config(path, chunk_days=1)  # a transaction per day: many to hit
     job = Materialize(server, path, reports, days, per_day)
     baseline = lab.run(replace(job, days=days[: len(days) // 2]))
     assert baseline.success, baseline.text
     for number in range(lab.scale.kills):
-        target = "write" if number % 2 else "pull"
-        before = {report.name: partitions_of(path, report) for report in reports}
-        process = lab.start_cli(job)
+        at = "write" if number % 2 else "pull"
         struck = reports[lab.rng.randrange(len(reports))]
-        landed = _strike(lab, process, target, struck, len(days), last_lead_type(server))
+        chunk = lab.rng.randrange(len(days))
+        before = {report.name: partitions_of(path, report) for report in reports}
+        KillSwitch(struck, days[chunk], at, path).strike(lab, job)
         lab.injected(1)
         wal = wal_of(path).exists()
         notes = [
             assert_crash_left_whole_partitions(lab, path, server, report, before[report.name])
             for report in reports
         ]
+        landed = rewritten_days(before[struck.name], partitions_of(path, struck))
+        assert landed == days[:chunk], (
+            f"kill at the {at} of {struck.name} {days[chunk]}: the killed run committed "
+            f"{landed}, not exactly the days before it"
+        )
         rerun = lab.run(job)
         assert rerun.success, rerun.text
         compare_with_truth(lab, path, server, reports, days)
-        lab.notes.append(f"{landed}; WAL left: {wal}; " + "; ".join(notes))
+        lab.notes.append(
+            f"kill at the {at} of {struck.name} chunk {chunk + 1}/{len(days)} landed there "
+            f"({chunk} chunk(s) committed before it); WAL left: {wal}; " + "; ".join(notes)
+        )
         lab.survived(1)
     kill_between_commit_and_checkpoint(lab, server, path, days[0])
     rerun = lab.run(job)
@@ -1061,24 +1118,29 @@ def kill_between_commit_and_checkpoint(
     lab: Lab, server: SandboxServer, path: Path, day: date
 ) -> None:
     """A kill after a COMMIT but before DuckDB's checkpoint leaves the commit in the WAL
-    only. Made certain in a child process (:func:`commit_then_die`); the file, opened
-    read-only, must show the commit, replayed from the WAL."""
+    only. Made certain in a child process (:func:`commit_then_die`) that runs the
+    pipeline's load (pull from the sandbox, stage, write); the file, opened read-only,
+    must show the commit, replayed from the WAL, equal to the truth."""
     lab.injected(1)
     child = subprocess.run(
         [
             sys.executable,
             "-c",
             "from salesexec_assets_tests.fault_scenarios import commit_then_die; "
-            f"commit_then_die({str(path)!r}, {str(day)!r}, {lab.scale.leads_per_day}, "
-            f"{lab.scale.seed})",
+            f"commit_then_die({str(path)!r}, {str(day)!r}, {server.base_url!r})",
         ],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            **salesexec_environment(server, path),
+        },
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT_SECONDS,
     )
     lab.secrets.add("commit_then_die output", child.stdout + child.stderr)
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    assert "committed" in child.stdout, child.stdout[-3000:]  # it died after its COMMIT
     assert wal_of(path).exists(), "the killed writer left no WAL"
     runs = {
         row["_run_id"]
@@ -1094,25 +1156,36 @@ def kill_between_commit_and_checkpoint(
 WAL_RUN_ID = "killed-between-commit-and-checkpoint"
 
 
-def commit_then_die(path: str, day: str, leads_per_day: int, seed: int) -> None:
-    """In a child process: write one day of All Leads through the warehouse with DuckDB's
-    checkpoint on close turned off, then SIGKILL this process."""
-    data = SandboxData(SandboxConfig(seed=seed, leads_per_day=leads_per_day))
-    uids = [lead_type[contract.LEAD_TYPE_UID] for lead_type in data.lead_types()]
-    partition = date.fromisoformat(day)
+def commit_then_die(path: str, day: str, base_url: str) -> None:
+    """In a child process: load one day of All Leads from the sandbox at ``base_url``
+    through the pipeline's :func:`load_report`, with DuckDB's checkpoint on close turned
+    off, then SIGKILL this process: dead after the COMMIT, before any checkpoint."""
 
     def keep_in_wal(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("PRAGMA disable_checkpoint_on_shutdown")
 
-    with RowStage(table_spec(ALL_LEADS)) as stage:
-        stage.add(expected_day(data, ALL_LEADS, uids, partition))
-        DuckDBWarehouse(path).write(
-            stage,
-            replace_partitions=[partition],
+    log = logging.getLogger("commit_then_die")
+    username, password = os.environ[USERNAME_VAR], os.environ[PASSWORD_VAR]
+    with SalesExecClient(base_url, username, password) as client:
+        lead_types = [
+            (lead_type[contract.LEAD_TYPE_UID], lead_type[contract.LEAD_TYPE_NAME])
+            for lead_type in client.lead_types()
+        ]
+        result = load_report(
+            ALL_LEADS,
+            [date.fromisoformat(day)],
+            client=client,
+            lead_types=lead_types,
+            warehouse=DuckDBWarehouse(path),
+            zone="UTC",
+            mode=WriteMode.REPLACE,
             run_id=WAL_RUN_ID,
-            loaded_at=datetime.now(timezone.utc),
+            chunk_days=1,
+            log=log,
+            loaded_at=lambda: datetime.now(timezone.utc).replace(tzinfo=None),
             before_insert=keep_in_wal,
         )
+    print(f"committed {result.rows_written} rows", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -1152,18 +1225,22 @@ def parallel_writers(lab: Lab) -> None:
 EXHAUSTED_ENDPOINTS = {
     "5xx": (f"POST {contract.AUTHENTICATE_PATH}", r"HTTP 50[0234]"),
     "429": (f"POST {contract.AUTHENTICATE_PATH}", r"HTTP 429 \(rate limited\)"),
+    # failures that start in the middle of the range, after the first day was written
     "503 from the second day": (f"GET {ALL_LEADS.path}", r"HTTP 503"),
+    "500 from the second day": (f"GET {ALL_LEADS.path}", r"HTTP 500"),
+    "429 from the second day": (f"GET {ALL_LEADS.path}", r"HTTP 429 \(rate limited\)"),
 }
 
 
 def retries_exhausted(lab: Lab, kind: str) -> None:
-    """A source that keeps failing (``kind``: every call 5xx, every call 429, or every call
-    for the second day of a range 503) fails the run with a message naming the endpoint
-    and the status; the stored values are unchanged, and partitions the run did not reach
-    keep even their load stamps."""
+    """A source that keeps failing (``kind``: every call 5xx, every call 429, or, from the
+    middle of a range on, every call for its second day 503, 500 or 429) fails the run
+    with a message naming the endpoint, the base URL and the status; the stored values
+    are unchanged (the first day, committed before a mid-range failure, by that run), and
+    partitions the run did not reach keep even their load stamps."""
     days = lab.days(2)
     server = lab.sandbox()
-    path = lab.seeded_file(f"exhausted-{kind.split()[0]}")
+    path = lab.seeded_file(f"exhausted-{kind.replace(' ', '-')}")
     before = whole_tables(path, [ALL_LEADS])
     source: Any = server
     if kind == "5xx":
@@ -1171,7 +1248,8 @@ def retries_exhausted(lab: Lab, kind: str) -> None:
     elif kind == "429":
         server.set_faults(Faults(p429=1.0, retry_after_seconds=1))
     else:
-        source = lab.proxy(server, failing_windows_from(ALL_LEADS, days[1]))
+        status = int(kind.split()[0])
+        source = lab.proxy(server, failing_windows_from(ALL_LEADS, days[1], status))
     config = resources_config(path, chunk_days=1, **GIVE_UP_FAST)
     outcome = lab.run(Materialize(source, path, [ALL_LEADS], days, config))
     faults = source.rewrites if source is not server else sum(server.fault_counts.values())
@@ -1180,9 +1258,14 @@ def retries_exhausted(lab: Lab, kind: str) -> None:
     endpoint, status = EXHAUSTED_ENDPOINTS[kind]
     assert not outcome.success
     assert endpoint in outcome.text and re.search(status, outcome.text), outcome.text[-3000:]
-    assert "still failing after 3 attempts" in outcome.text
+    assert f"{endpoint} at {source.base_url} still failing after 3 attempts" in outcome.text
     after = whole_tables(path, [ALL_LEADS])
     assert values_only(after) == values_only(before)
+    if source is not server:  # the first day was read and committed before the failure
+        first = {
+            row["_run_id"] for row in after[ALL_LEADS.name] if row["partition_date"] == days[0]
+        }
+        assert first == {outcome.run_id}, f"{kind}: the first day was not written: {first}"
     untouched = set(days) if source is server else {days[1]}
     for name, rows in after.items():
         kept = [row for row in before[name] if row["partition_date"] in untouched]
@@ -1191,12 +1274,17 @@ def retries_exhausted(lab: Lab, kind: str) -> None:
 
 
 BAD_SETTINGS: dict[str, tuple[dict[str, str], dict[str, Any], str]] = {
-    # case: (environment, run config, what the error must say)
-    "bad zone": ({TIMEZONE_VAR: "Mars/Olympus"}, {}, "SALESEXEC_TIMEZONE='Mars/Olympus'"),
-    "bad date": ({START_DATE_VAR: "2024-13-45"}, {}, "SALESEXEC_START_DATE='2024-13-45'"),
-    "non-numeric UID": ({LEAD_TYPE_UIDS_VAR: "1,two"}, {}, "'two' is not one"),
-    "negative UID": ({LEAD_TYPE_UIDS_VAR: "-4"}, {}, "'-4' is not one"),
-    "negative chunk days": ({}, {"chunk_days": -3}, "chunk_days"),
+    # case: (environment, run config, the message naming the setting and its value: a regex)
+    "bad zone": ({TIMEZONE_VAR: "Mars/Olympus"}, {}, rf"{TIMEZONE_VAR}='Mars/Olympus' is not"),
+    "bad date": ({START_DATE_VAR: "2024-13-45"}, {}, rf"{START_DATE_VAR}='2024-13-45' is not"),
+    "non-numeric UID": ({LEAD_TYPE_UIDS_VAR: "1,two"}, {}, rf"{LEAD_TYPE_UIDS_VAR} .*'two'"),
+    "negative UID": ({LEAD_TYPE_UIDS_VAR: "-4"}, {}, rf"{LEAD_TYPE_UIDS_VAR} .*'-4' is not"),
+    "negative chunk days": (
+        {},
+        {"chunk_days": -3},
+        r"WarehouseResource\s+chunk_days\s+Input should be greater than or equal to 1 "
+        r"\[.*input_value=-3",
+    ),
 }
 
 
@@ -1217,8 +1305,9 @@ def malformed_settings(lab: Lab) -> None:
     lab.injected(len(processes))
     for case, process in processes.items():
         code = process.wait()
-        named = BAD_SETTINGS[case][2]
-        assert code != 0 and named in process.output, f"{case}: {process.output[-3000:]}"
+        says = BAD_SETTINGS[case][2]
+        assert code != 0, f"{case}: {process.output[-3000:]}"
+        assert re.search(says, process.output), f"{case}: not {says!r}: {process.output[-3000:]}"
     assert file_digest(path) == digest
     lab.survived(len(processes))
 
@@ -1273,34 +1362,48 @@ def _mark_out_of_range_timestamp(record: dict[str, Any]) -> None:
     record[contract.LAST_UPDATED] = "0001-01-01T00:00:00+01:00"  # before year 1 in UTC
 
 
-BAD_RECORDS: tuple[tuple[Corruption, str], ...] = (
-    (_mark_missing_id, "LeadUID is missing"),
-    (_mark_text_id, "LeadUID: 'L-"),
-    (_mark_bad_timestamp, "DateAddedUtc: not a timestamp the API contract allows"),
-    (_mark_out_of_range_timestamp, "LastUpdatedUtc: an instant outside the representable"),
+def _mark_window_outside_the_days(record: dict[str, Any]) -> None:
+    record[contract.DATE_ADDED] = "2001-01-01T00:00:00Z"
+
+
+# (corruption, the reason's beginning, whether the record still has its own day)
+BAD_RECORDS: tuple[tuple[Corruption, str, bool], ...] = (
+    (_mark_missing_id, "LeadUID is missing", True),
+    (_mark_text_id, "LeadUID: 'L-", True),
+    (_mark_bad_timestamp, "DateAddedUtc: not a timestamp the API contract allows", False),
+    (_mark_out_of_range_timestamp, "LastUpdatedUtc: an instant outside the representable", True),
+    (
+        _mark_window_outside_the_days,
+        "DateAddedUtc 2001-01-01T00:00:00 is outside the requested days",
+        False,
+    ),
 )
 
 
 def bad_records(lab: Lab) -> None:
     """Records that break the contract (no id, a text id, an unparseable timestamp, one
-    out of range) go whole, with the reason, to the quarantine table; the materialization
-    counts them and its ``no_quarantined_records`` check fails as a warning; every other
-    record is stored and the other partitions are untouched. Once the source is fixed, a
-    re-run stores them and empties the quarantine."""
+    out of range, a window instant outside the requested days) go whole, with the reason,
+    to the quarantine table, dated by their own day when their window field gives one
+    (else by the first day of their chunk); the materialization counts them and its
+    ``no_quarantined_records`` check fails as a warning; every other record is stored.
+    Once the source is fixed, re-running a record's day stores it and empties that day's
+    quarantine."""
     days = lab.days(2)
+    first_day, bad_day = days
     server = lab.sandbox()
     path = lab.seeded_file("bad-records")
-    before = whole_tables(path, [ALL_LEADS])
-    bad_day = days[1]
     truth = expected_day(server, ALL_LEADS, lead_type_uids(server), bad_day)
-    corruptions = [corrupt for corrupt, _ in BAD_RECORDS]
-    assert len(truth) >= len(corruptions), "too few leads a day to corrupt one of each kind"
-    targets = {row["lead_uid"]: corrupt for row, corrupt in zip(truth, corruptions, strict=False)}
+    assert len(truth) >= len(BAD_RECORDS), "too few leads a day to corrupt one of each kind"
+    cases = dict(zip((row["lead_uid"] for row in truth), BAD_RECORDS, strict=False))
+    targets = {uid: corrupt for uid, (corrupt, _, _) in cases.items()}
     proxy = lab.proxy(server, corrupting_records(ALL_LEADS, targets))
-    outcome = lab.run(Materialize(proxy, path, [ALL_LEADS], [bad_day]))
+    # a range in one chunk: the bad records' day is not the chunk's first day
+    outcome = lab.run(Materialize(proxy, path, [ALL_LEADS], days))
     injected = lab.injected(len(targets))
     assert outcome.success and outcome.result is not None, outcome.text
-    assert metadata_of(outcome.result, ALL_LEADS)["quarantined_records"] == len(targets)
+    metadata = metadata_of(outcome.result, ALL_LEADS)
+    assert metadata["quarantined_records"] == len(targets)
+    assert sum(metadata["quarantine_reasons"].values()) == len(targets)
     check = next(
         e
         for e in outcome.result.get_asset_check_evaluations()
@@ -1308,22 +1411,29 @@ def bad_records(lab: Lab) -> None:
     )
     assert not check.passed and check.severity.value == "WARN"
     quarantined = stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX)
-    reasons = sorted(row["reason"] for row in quarantined)
-    assert len(reasons) == len(BAD_RECORDS)
-    for _, reason in BAD_RECORDS:
-        assert sum(r.startswith(reason) for r in reasons) == 1, reasons
-    assert {row["partition_date"] for row in quarantined} == {bad_day}
-    # the other records of the day are stored; the other day is untouched
-    kept = [row for row in stored_rows(path, ALL_LEADS.name) if row["partition_date"] == bad_day]
-    expected = [row for row in truth if row["lead_uid"] not in targets]
-    lab.tally(ALL_LEADS, expected, kept, 1)
+    assert len(quarantined) == len(BAD_RECORDS)
+    for _, reason, has_day in BAD_RECORDS:
+        rows = [row for row in quarantined if row["reason"].startswith(reason)]
+        assert len(rows) == 1, (reason, [row["reason"] for row in quarantined])
+        assert rows[0]["partition_date"] == (bad_day if has_day else first_day), reason
+    # every other record of both days is stored
+    expected = [
+        *expected_day(server, ALL_LEADS, lead_type_uids(server), first_day),
+        *(row for row in truth if row["lead_uid"] not in targets),
+    ]
+    kept = stored_rows(path, ALL_LEADS.name)
+    lab.tally(ALL_LEADS, expected, kept, 2)
     assert_rows_match(kept, expected, key_columns(ALL_LEADS))
-    after = whole_tables(path, [ALL_LEADS])[ALL_LEADS.name]
-    first_day = [row for row in before[ALL_LEADS.name] if row["partition_date"] == days[0]]
-    assert [row for row in after if row["partition_date"] == days[0]] == first_day
-    # the source fixed: a re-run stores every record and empties the day's quarantine
+    # the source fixed: re-running the bad day stores its records and empties its quarantine
     fixed = lab.run(Materialize(server, path, [ALL_LEADS], [bad_day]))
     assert fixed.success, fixed.text
+    left = stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX)
+    assert sorted(row["reason"][:20] for row in left) == sorted(
+        reason[:20] for _, reason, has_day in BAD_RECORDS if not has_day
+    )
+    assert {row["partition_date"] for row in left} == {first_day}
+    # the records without a day of their own go when their chunk's first day is re-run
+    assert lab.run(Materialize(server, path, [ALL_LEADS], [first_day])).success
     compare_with_truth(lab, path, server, [ALL_LEADS], days)
     assert stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX) == []
     lab.survived(injected)

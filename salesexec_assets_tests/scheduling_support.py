@@ -30,7 +30,7 @@ from salesexec_assets.settings import PASSWORD_VAR, USERNAME_VAR, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_FILE = REPO_ROOT / "salesexec.example.yaml"
-DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
+DAGSTER_YAML = REPO_ROOT / "dagster_home" / "dagster.yaml"
 SANDBOX_LEADS_PER_DAY = 5
 
 

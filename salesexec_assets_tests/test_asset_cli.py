@@ -230,3 +230,46 @@ def test_a_cli_run_without_partition_is_refused_before_any_table_is_touched(
     assert "no '--partition' option was provided" in completed.stderr
     after = sorted_rows(stored_rows(warehouse_path, ALL_LEADS.name, with_metadata=True))
     assert after == before
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# The README's selections, run here as written there.
+README_ALL_REPORTS = "group:salesexec"
+README_ALL_BUT_NOW_REPORT = "group:salesexec and not key:salesexec/leads_awaiting_import_count"
+
+
+def test_the_readme_selections_for_past_days_exit_zero_and_write_every_dated_report(
+    sandbox: SandboxServer, tmp_path: Path, dagster_home: Path, warehouse_path: Path
+) -> None:
+    """``--select 'group:salesexec' --partition <past day>`` (the now-only report skips the
+    day and says so), and the README's range example that leaves the now-only report out."""
+    readme = README.read_text()
+    for selection in (README_ALL_REPORTS, README_ALL_BUT_NOW_REPORT):
+        assert f"--select '{selection}'" in readme, selection
+    env = cli_environment(sandbox, warehouse_path, dagster_home)
+    config = json.dumps(IN_PROCESS)
+    one_day = date(2025, 6, 9)
+    days = [one_day, *(date(2025, 6, 10) + timedelta(days=n) for n in range(2))]
+
+    single = run_cli(
+        env, tmp_path, "--select", README_ALL_REPORTS, "--partition", str(one_day),
+        "--config-json", config,
+    )  # fmt: skip
+    output = single.stdout + single.stderr
+    assert single.returncode == 0, output[-5000:]
+    assert f"nothing was written for {one_day}" in output
+    ranged = run_cli(
+        env, tmp_path, "--select", README_ALL_BUT_NOW_REPORT,
+        "--partition-range", f"{days[1]}...{days[-1]}", "--config-json", config,
+    )  # fmt: skip
+    output = ranged.stdout + ranged.stderr
+    assert ranged.returncode == 0, output[-5000:]
+    assert "leads_awaiting_import_count" not in output
+
+    lead_types = sorted(lt["LeadTypeUID"] for lt in sandbox.data.lead_types())
+    for report in DAY_REPORTS:
+        expected = [row for day in days for row in expected_day(sandbox, report, lead_types, day)]
+        key = [snake_case(name) for name in report.key]
+        assert_rows_match(stored_rows(warehouse_path, report.name), expected, key)
+    awaiting = REPORTS_BY_NAME["leads_awaiting_import_count"]
+    assert stored_rows(warehouse_path, awaiting.name) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +19,7 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     Definitions,
     ExecuteInProcessResult,
     build_asset_check_context,
@@ -26,7 +28,7 @@ from dagster import (
 
 from salesexec_assets.api.client import SalesExecClient
 from salesexec_assets.api.contract import REPORTS, REPORTS_BY_NAME, Pull, Report
-from salesexec_assets.assets import report_asset_key
+from salesexec_assets.assets import preview_markdown, report_asset_key
 from salesexec_assets.checks import (
     build_branch_count_check,
     evaluate_report_checks,
@@ -199,6 +201,56 @@ def test_rerunning_a_day_leaves_every_table_identical(
         # every row is the second run's: the first run's rows were replaced, not kept
         stamped = stored_rows(warehouse_path, report.name, with_metadata=True)
         assert {row["_run_id"] for row in stamped} == {second_run.run_id}
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """The tags of a single-run range (as a backfill or ``--partition-range`` sets them)."""
+    return {
+        "dagster/asset_partition_range_start": str(first),
+        "dagster/asset_partition_range_end": str(last),
+    }
+
+
+def test_an_overlapping_range_rerun_into_the_same_file_keeps_one_copy_of_every_value(
+    sandbox: SandboxServer,
+    salesexec_env: dict[str, str],
+    warehouse_path: Path,
+    run_assets: RunAssets,
+) -> None:
+    """Promise 2: days 1-4, then days 3-6 into the SAME file (small chunks, so the two
+    ranges' chunk boundaries differ): every day holds exactly the truth, value for value,
+    the overlap once, written by the second run; the days only the first run wrote are
+    untouched."""
+    defs = definitions()
+    days = [PAST_DAY + timedelta(days=n) for n in range(6)]
+    config = {"resources": {"warehouse": {"config": {"path": str(warehouse_path),
+                                                     "chunk_days": 3}}}}  # fmt: skip
+
+    def run_range(first: date, last: date) -> str:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=DagsterInstance.ephemeral(),
+            asset_selection=keys(*DAY_REPORTS),
+            tags={
+                "dagster/asset_partition_range_start": str(first),
+                "dagster/asset_partition_range_end": str(last),
+            },
+            run_config=config,
+            raise_on_error=False,
+        )
+        assert_succeeded(result)
+        return result.run_id
+
+    run_range(days[0], days[3])
+    before = {r.name: whole_table(warehouse_path, r) for r in DAY_REPORTS}
+    second = run_range(days[2], days[5])
+    for report in DAY_REPORTS:
+        assert_day_matches_truth(warehouse_path, sandbox, report, days)
+        stamped = whole_table(warehouse_path, report)
+        for row in stamped:
+            overlap_or_later = row["partition_date"] >= days[2]
+            assert (row["_run_id"] == second) == overlap_or_later, (report.name, row)
+        untouched = [row for row in before[report.name] if row["partition_date"] < days[2]]
+        assert untouched and [r for r in stamped if r["partition_date"] < days[2]] == untouched
 
 
 # --- time zones ---------------------------------------------------------------------------
@@ -384,21 +436,76 @@ def test_a_run_without_partition_is_refused_before_any_table_is_touched(
     assert whole_table(warehouse_path, ALL_LEADS) == before
 
 
-def test_a_past_partition_of_leads_awaiting_import_count_is_refused_and_writes_nothing(
+def test_a_past_day_of_every_report_succeeds_and_the_now_report_skips_it_writing_nothing(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
     warehouse_path: Path,
     run_assets: RunAssets,
+    dagster_instance: DagsterInstance,
 ) -> None:
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    """The README's ``--select 'group:salesexec' --partition <past day>``, and a UI
+    backfill of all six reports over past days: the five dated reports are written, the
+    now-only report is materialized with ``skipped`` metadata and writes nothing."""
+    defs = definitions()
+    today = datetime.now(timezone.utc).date()
+    assert_succeeded(run_assets(defs, keys(AWAITING_IMPORT), partition=str(today)))
+    snapshot = whole_table(warehouse_path, AWAITING_IMPORT)
+    assert snapshot
+
     requests_before = sandbox.request_count
-    result = run_assets(definitions(), keys(AWAITING_IMPORT), partition=str(yesterday))
-    assert not result.success
-    message = failure_text(result)
-    assert "only today's partition" in message
-    assert str(yesterday) in message and "Nothing was written" in message
-    assert stored_rows(warehouse_path, AWAITING_IMPORT.name) == []
-    assert sandbox.request_count == requests_before  # refused before asking the API
+    alone = run_assets(defs, keys(AWAITING_IMPORT), partition=str(PAST_DAY))
+    assert_succeeded(alone)
+    assert sandbox.request_count == requests_before  # not even asked
+    metadata = metadata_of(alone, AWAITING_IMPORT)
+    assert metadata["skipped"] == "past partition"
+    assert metadata["skipped_partitions"] == [str(PAST_DAY)]
+    assert metadata["rows_written"] == 0
+    logged = "\n".join(entry.user_message for entry in dagster_instance.all_logs(alone.run_id))
+    assert f"nothing was written for {PAST_DAY}" in logged
+
+    everything = run_assets(
+        defs, keys(*REPORTS), partition_range=(str(PAST_DAY), str(PAST_DAY + timedelta(days=2)))
+    )
+    assert_succeeded(everything)
+    assert metadata_of(everything, AWAITING_IMPORT)["skipped"] == "past partition"
+    assert whole_table(warehouse_path, AWAITING_IMPORT) == snapshot
+    for report in DAY_REPORTS:
+        assert_day_matches_truth(
+            warehouse_path, sandbox, report, [PAST_DAY + timedelta(days=n) for n in range(3)]
+        )
+
+
+def test_a_run_launched_before_midnight_still_writes_the_now_report_for_its_launch_day(
+    sandbox: SandboxServer,
+    salesexec_env: dict[str, str],
+    warehouse_path: Path,
+    dagster_instance: DagsterInstance,
+) -> None:
+    """A run for "today" that waited in the queue past midnight, or is retried after it,
+    writes that day's partition; ``as_of_utc`` stays the true instant of the pull."""
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    launched = datetime.combine(yesterday, datetime.max.time(), timezone.utc) - timedelta(minutes=1)
+    root = DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()))
+    dagster_instance.run_storage.add_historical_run(root, launched)
+    before = datetime.now(timezone.utc).replace(tzinfo=None)
+    retry = (
+        definitions()
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=dagster_instance,
+            asset_selection=keys(AWAITING_IMPORT),
+            partition_key=str(yesterday),
+            tags={"dagster/root_run_id": root.run_id, "dagster/parent_run_id": root.run_id},
+            raise_on_error=False,
+        )
+    )
+    assert_succeeded(retry)
+    assert "skipped" not in metadata_of(retry, AWAITING_IMPORT)
+    rows = stored_rows(warehouse_path, AWAITING_IMPORT.name)
+    assert sorted(row["lead_type_uid"] for row in rows) == lead_type_uids(sandbox)
+    for row in rows:
+        assert row["partition_date"] == yesterday
+        assert before <= row["as_of_utc"] <= datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def test_an_unknown_lead_type_fails_listing_the_account_lead_types_and_keeps_the_data(
@@ -523,6 +630,30 @@ def preview_header(markdown: str) -> list[str]:
     return [cell.strip() for cell in markdown.splitlines()[0].strip("|").split("|")]
 
 
+def preview_cells(markdown: str) -> list[dict[str, str]]:
+    header = preview_header(markdown)
+    return [
+        dict(zip(header, (cell.strip() for cell in line.strip()[1:-1].split("|")), strict=True))
+        for line in markdown.splitlines()[2:]
+    ]
+
+
+def test_the_preview_shows_nulls_as_empty_cells_and_dates_as_plain_dates() -> None:
+    frame = duckdb.sql(
+        "SELECT * FROM (VALUES (1::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::TIMESTAMP, "
+        "'2025-06-10'::DATE, 'x'), (2, 7, 1.5, '2025-06-10 12:00:00'::TIMESTAMP, "
+        "'2025-06-11'::DATE, NULL)) AS t(a, b, c, d, partition_date, e)"
+    ).df()
+    types = {"a": "BIGINT", "b": "BIGINT", "c": "DOUBLE", "d": "TIMESTAMP",
+             "partition_date": "DATE", "e": "VARCHAR"}  # fmt: skip
+    cells = preview_cells(preview_markdown(frame, types))
+    assert cells == [
+        {"a": "1", "b": "", "c": "", "d": "", "partition_date": "2025-06-10", "e": "x"},
+        {"a": "2", "b": "7", "c": "1.5", "d": "2025-06-10 12:00:00",
+         "partition_date": "2025-06-11", "e": ""},
+    ]  # fmt: skip
+
+
 def test_materialization_metadata_describes_the_pull_without_personal_data_or_secrets(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
@@ -567,6 +698,9 @@ def test_materialization_metadata_describes_the_pull_without_personal_data_or_se
         assert not [column for column in header if column.startswith("field_")]
         assert "@example.com" not in preview and "555-" not in preview
         assert not [name for _, name in USERS if name in preview]
+        cells = preview_cells(preview)
+        assert cells and {row["partition_date"] for row in cells} == {str(PAST_DAY)}
+        assert not {"<NA>", "nan", "NaT", "None"} & {v for row in cells for v in row.values()}
     # every request and every retry the sandbox saw is accounted for
     assert api_requests == sandbox.request_count - requests_before
     assert api_retries == sandbox.fault_counts["5xx"] > 0

@@ -1,6 +1,6 @@
 """A partition is a calendar day in the configured zone, sent to the API as UTC."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -59,12 +59,35 @@ def test_every_instant_of_a_window_belongs_to_its_day(day: date, zone: str, shar
     assert local_day(end, zone) == day + timedelta(days=1)
 
 
+def midnight_exists(day: date, zone: str) -> bool:
+    """False on the days a zone skips 00:00 (clocks jump from 00:00 to 01:00)."""
+    wall = datetime.combine(day, time.min)
+    there = wall.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+    return there.astimezone(ZoneInfo(zone)).replace(tzinfo=None) == wall
+
+
 @given(days, zones)
 def test_window_starts_at_local_midnight(day: date, zone: str) -> None:
+    """At 00:00; on a day without a 00:00 (a transition at midnight), at its first
+    instant, right where the previous day ends. Only those days are exempt."""
     start, _ = day_window_utc(day, day, zone)
     local = start.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
     assert local.date() == day
-    assert (local.hour, local.minute) == (0, 0) or zone == "America/Sao_Paulo"
+    if midnight_exists(day, zone):
+        assert (local.hour, local.minute) == (0, 0)
+    else:
+        assert local_day(start - timedelta(microseconds=1), zone) == day - timedelta(days=1)
+        assert (local.hour, local.minute) == (1, 0)
+
+
+def test_a_day_without_midnight_starts_when_its_clocks_jump() -> None:
+    """Sao Paulo's clocks jumped from 00:00 to 01:00 on 2018-11-04 (a transition day)."""
+    day = date(2018, 11, 4)
+    assert not midnight_exists(day, "America/Sao_Paulo")
+    assert midnight_exists(day + timedelta(days=1), "America/Sao_Paulo")
+    start, end = day_window_utc(day, day, "America/Sao_Paulo")
+    assert start == datetime(2018, 11, 4, 3, 0)  # 00:00 -03:00 = 01:00 -02:00
+    assert end - start == timedelta(hours=23)
 
 
 def test_ranges_are_cut_into_consecutive_chunks() -> None:

@@ -17,7 +17,7 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DagsterInstance,
-    DefaultScheduleStatus,
+    Definitions,
     RunRequest,
     SkipReason,
     instance_for_test,
@@ -25,6 +25,7 @@ from dagster import (
 from dagster._utils.schedules import cron_string_iterator
 
 from salesexec_assets.resources import SalesExecResource
+from salesexec_assets.scheduling import ConfigError, parse_scheduling_config
 from salesexec_assets.scheduling.schedules import (
     MAX_RETRIES_TAG,
     PARTITION_RANGE_END_TAG,
@@ -75,7 +76,7 @@ def only_keys(defs, name: str, tick: datetime, instance: DagsterInstance) -> lis
     return requested_keys(results[0], partition_keys_at(defs, tick))
 
 
-def test_the_example_file_makes_one_named_running_schedule_per_scheduled_report(
+def test_the_example_file_makes_one_named_schedule_per_scheduled_report(
     tmp_path: Path,
 ) -> None:
     defs = build_test_definitions(make_settings(tmp_path), EXAMPLE)
@@ -84,7 +85,6 @@ def test_the_example_file_makes_one_named_running_schedule_per_scheduled_report(
     assert schedules[ALL_LEADS].execution_timezone == "America/Chicago"
     assert schedules[ALL_ACTIONS].cron_schedule == "15 7 * * 1,4"
     for schedule in schedules.values():
-        assert schedule.default_status is DefaultScheduleStatus.RUNNING
         assert schedule.description and "Pulls" in schedule.description
         assert schedule.job_name == f"{schedule.name}_job"
 
@@ -359,3 +359,52 @@ def test_shipped_instance_settings_enable_run_retries_and_limit_pools() -> None:
         assert not configured.run_retries_retry_on_asset_or_op_failure
         pools = configured.get_concurrency_config().pool_config
         assert pools.default_pool_limit == 1
+
+
+def instigator_statuses(defs: Definitions) -> dict[str, str]:
+    """Each schedule's and sensor's default status: what the daemon goes by when
+    ``dagster dev`` first starts (before anyone turns one on or off in the UI)."""
+    repository = defs.get_repository_def()
+    instigators = [*repository.schedule_defs, *repository.sensor_defs]
+    return {i.name: i.default_status.value for i in instigators}
+
+
+def test_the_example_file_starts_every_schedule_and_sensor_stopped(tmp_path: Path) -> None:
+    """Copying the example must not launch runs when ``dagster dev`` starts."""
+    assert "default_status" not in EXAMPLE  # the example leaves the default (commented)
+    assert "# default_status: running" in EXAMPLE_FILE.read_text()
+    statuses = instigator_statuses(build_test_definitions(make_settings(tmp_path), EXAMPLE))
+    assert len(statuses) >= 8  # five schedules, the failure, late-change, freshness sensors
+    assert set(statuses.values()) == {"STOPPED"}, statuses
+
+
+def test_default_status_running_in_the_file_or_for_one_report_starts_them_running(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    everything = instigator_statuses(
+        build_test_definitions(settings, {**EXAMPLE, "default_status": "running"})
+    )
+    assert set(everything.values()) == {"RUNNING"}, everything
+
+    one = {
+        "reports": {
+            **EXAMPLE["reports"],
+            "all_actions": {**EXAMPLE["reports"]["all_actions"], "default_status": "running"},
+        },
+        "late_changes": EXAMPLE["late_changes"],
+    }
+    statuses = instigator_statuses(build_test_definitions(settings, one))
+    running = {name for name, status in statuses.items() if status == "RUNNING"}
+    assert running == {ALL_ACTIONS}, statuses
+
+    late = {**EXAMPLE, "late_changes": {**EXAMPLE["late_changes"], "default_status": "running"}}
+    statuses = instigator_statuses(build_test_definitions(settings, late))
+    assert {name for name, status in statuses.items() if status == "RUNNING"} == {
+        "salesexec_late_changes"
+    }
+
+
+def test_a_default_status_that_is_neither_running_nor_stopped_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"reports\.all_leads\.default_status: must be running"):
+        parse_scheduling_config({"reports": {"all_leads": {"default_status": "on"}}}, "test")

@@ -352,3 +352,23 @@ def test_manual_has_no_cadence() -> None:
 def test_durations_are_read_in_the_files_notation(text: object, expected: timedelta) -> None:
     config = parse_scheduling_config({"reports": {"all_leads": {"alert_if_stale_after": text}}})
     assert config.for_report("all_leads").alert_if_stale_after == expected
+
+
+def test_a_key_given_twice_is_an_error_naming_it(tmp_path: Path) -> None:
+    file = tmp_path / "salesexec.yaml"
+    file.write_text("reports:\n  all_leads:\n    schedule: daily at 06:00\n    schedule: manual\n")
+    with pytest.raises(
+        ConfigError, match=r"reports\.all_leads\.schedule: is given twice"
+    ) as raised:
+        load_scheduling_config(file)
+    assert "lines 3 and 4" in str(raised.value) and str(file) in str(raised.value)
+    file.write_text("reports:\n  all_leads: {}\nreports:\n  closed_leads: {}\n")
+    with pytest.raises(ConfigError, match=r"reports: is given twice \(lines 1 and 3\)"):
+        load_scheduling_config(file)
+    # YAML merge keys are not duplicates: a report overrides what it merges
+    file.write_text(
+        "reports:\n  all_leads: &common {schedule: daily at 06:00}\n"
+        "  closed_leads:\n    <<: *common\n    schedule: daily at 07:00\n"
+    )
+    merged = load_scheduling_config(file).for_report("closed_leads").cadence
+    assert merged is not None and merged.cron == "0 7 * * *"

@@ -257,7 +257,7 @@ def test_redacted_urls_keep_only_scheme_and_host(url: str, shown: str) -> None:
 
 LATE_CONFIG = {
     "reports": {"all_leads": {"update_method": "merge"}},
-    "late_changes": {"enabled": True, "lookback": "2d"},
+    "late_changes": {"enabled": True, "lookback": "2d", "default_status": "running"},
 }
 
 
@@ -384,7 +384,11 @@ def test_late_change_sensor_is_stopped_unless_enabled(tmp_path: Path) -> None:
 
 
 def test_alert_if_stale_after_becomes_a_freshness_check_with_its_sensor(tmp_path: Path) -> None:
-    config = {"reports": {"branch_lead_count": {"alert_if_stale_after": "2d"}}}
+    config = {
+        "reports": {
+            "branch_lead_count": {"alert_if_stale_after": "2d", "default_status": "running"}
+        }
+    }
     defs = build_test_definitions(make_settings(tmp_path), config)
     asset_key = AssetKey(["salesexec", "branch_lead_count"])
     check_key = AssetCheckKey(asset_key, "freshness_check")

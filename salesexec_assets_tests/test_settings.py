@@ -26,25 +26,32 @@ def test_lead_type_uids_are_parsed_and_deduplicated() -> None:
 
 
 @pytest.mark.parametrize(
-    ("environ", "named"),
+    ("environ", "named", "value"),
     [
-        ({"SALESEXEC_TIMEZONE": "Mars/Olympus"}, "SALESEXEC_TIMEZONE"),
-        ({"SALESEXEC_START_DATE": "01/02/2024"}, "SALESEXEC_START_DATE"),
-        ({"SALESEXEC_START_DATE": "2999-01-01"}, "SALESEXEC_START_DATE"),
-        ({"SALESEXEC_LEAD_TYPE_UIDS": "1,two"}, "SALESEXEC_LEAD_TYPE_UIDS"),
-        ({"SALESEXEC_LEAD_TYPE_UIDS": "-4"}, "SALESEXEC_LEAD_TYPE_UIDS"),
-        ({"SALESEXEC_LEAD_TYPE_UIDS": "0"}, "SALESEXEC_LEAD_TYPE_UIDS"),
-        ({"SALESEXEC_USERNAME": "u"}, "SALESEXEC_PASSWORD"),
-        ({"SALESEXEC_PASSWORD": "p"}, "SALESEXEC_USERNAME"),
-        ({"SALESEXEC_BASE_URL": "ftp://x"}, "SALESEXEC_BASE_URL"),
-        ({"SALESEXEC_BASE_URL": "https://api.example"}, "SALESEXEC_USERNAME"),
+        ({"SALESEXEC_TIMEZONE": "Mars/Olympus"}, "SALESEXEC_TIMEZONE", "'Mars/Olympus'"),
+        ({"SALESEXEC_START_DATE": "01/02/2024"}, "SALESEXEC_START_DATE", "'01/02/2024'"),
+        ({"SALESEXEC_START_DATE": "2999-01-01"}, "SALESEXEC_START_DATE", "2999-01-01"),
+        ({"SALESEXEC_LEAD_TYPE_UIDS": "1,two"}, "SALESEXEC_LEAD_TYPE_UIDS", "'two'"),
+        ({"SALESEXEC_LEAD_TYPE_UIDS": "-4"}, "SALESEXEC_LEAD_TYPE_UIDS", "'-4'"),
+        ({"SALESEXEC_LEAD_TYPE_UIDS": "0"}, "SALESEXEC_LEAD_TYPE_UIDS", "'0'"),
+        # a credential's value is never shown: the message names the missing one
+        ({"SALESEXEC_USERNAME": "u"}, "SALESEXEC_PASSWORD is not set", None),
+        ({"SALESEXEC_PASSWORD": "p"}, "SALESEXEC_USERNAME is not set", None),
+        ({"SALESEXEC_BASE_URL": "ftp://x"}, "SALESEXEC_BASE_URL", "'ftp://x'"),
+        ({"SALESEXEC_BASE_URL": "https://api.example"}, "SALESEXEC_USERNAME", "api.example"),
     ],
 )
-def test_a_malformed_value_is_an_error_naming_the_variable(
-    environ: dict[str, str], named: str
+def test_a_malformed_value_is_an_error_naming_the_variable_and_its_value(
+    environ: dict[str, str], named: str, value: str | None
 ) -> None:
-    with pytest.raises(SettingsError, match=named):
+    with pytest.raises(SettingsError) as raised:
         load_settings(environ)
+    message = str(raised.value)
+    assert named in message
+    if value is not None:
+        assert value in message
+    else:  # the credential given is not echoed either
+        assert not [given for given in environ.values() if f"'{given}'" in message]
 
 
 def test_a_password_never_shows_in_errors() -> None:

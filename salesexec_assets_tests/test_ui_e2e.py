@@ -2,24 +2,22 @@
 
 One ``dagster dev`` serves the whole module: started in the repository root (so it loads
 ``workspace.yaml``) on a free loopback port, with a temporary ``DAGSTER_HOME`` (holding
-the repository's ``dagster.yaml``) and DuckDB file, and no SalesExec credentials, so every
-run reads the embedded sandbox. Its ground
-truth is a pure function of the sandbox config, so this process recomputes it.
+the repository's ``dagster_home/dagster.yaml``) and DuckDB file, and no SalesExec
+credentials, so every run reads the embedded sandbox. Its ground truth is a pure function
+of the sandbox config, so this process recomputes it.
 
 The backfill is launched as the UI launches one, with the GraphQL mutation
 ``launchPartitionBackfill`` (asset selection + partition names) against the running
 webserver; the daemon of ``dagster dev`` executes it. The range is the last
 :data:`BACKFILL_DAYS` UTC days, today included.
 
-Why two backfills, not one: ``leads_awaiting_import_count`` only knows "now", so it
-refuses any partition but today's (``refuse_past_days_for_now_report``). With the
-single-run backfill policy, one backfill of all six assets over three days is ONE run in
-which that asset sees three days and fails (the backfill ends COMPLETED_FAILED, though
-the five others are written). A user does what the test does, and what the README
-("The Dagster UI") tells: backfill the five windowed reports over the range (one run, thanks to
-``BackfillPolicy.single_run()``) and launch today's partition of the "now" report
-(its own one run). Both are launched at once, as two clicks would, so their runs also
-share the DuckDB file.
+Why two backfills: ``leads_awaiting_import_count`` only knows "now", so it writes only
+the partition of the day its run was launched and skips the others (materialized with
+``skipped: past partition`` metadata, nothing written). The test backfills all six
+reports over the range, today included (one run, thanks to
+``BackfillPolicy.single_run()``: the "now" report writes today's count and skips the
+past days), and, at once, the "now" report alone over the past days only (its own run,
+which must complete successfully and write nothing). Both share the DuckDB file.
 
 Then: the tables hold exactly the sandbox's rows for those days (row for row, every
 contract field), the UI's GraphQL shows metadata and passing checks, and headless
@@ -58,17 +56,17 @@ from salesexec_assets_tests.e2e_dagster import (
     REPO_ROOT,
     Backfill,
     DagsterDev,
-    backfill_reports,
     dagster_dev,
     definition_load_warnings,
     describe,
+    launch_backfill,
     location_status,
     project_warnings,
+    wait_for_backfills,
     wait_until_clear_of_midnight,
 )
 from salesexec_assets_tests.e2e_truth import (
     NOW_ONLY,
-    WINDOWED,
     asset_path,
     compare_with_truth,
     last_days,
@@ -177,10 +175,23 @@ def backfilled(dagster_ui: DagsterDev) -> Backfilled:
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     today = started.date()
     days = last_days(BACKFILL_DAYS, today)
-    windowed, now_only = backfill_reports(dagster_ui, days, today, "e2e", BACKFILL_TIMEOUT_SECONDS)
-    assert now_only is not None
+    windowed_id = launch_backfill(
+        dagster_ui,
+        [asset_path(report) for report in REPORTS],
+        [str(day) for day in days],
+        title=f"e2e: all {len(REPORTS)} reports, {days[0]}..{days[-1]}",
+    )
+    now_id = launch_backfill(
+        dagster_ui,
+        [asset_path(report) for report in NOW_ONLY],
+        [str(day) for day in days[:-1]],
+        title=f"e2e: the 'now' report over past days, {days[0]}..{days[-2]}",
+    )
+    states = wait_for_backfills(dagster_ui, [windowed_id, now_id], BACKFILL_TIMEOUT_SECONDS)
     warehouse = Path(dagster_ui.env["SALESEXEC_DUCKDB_PATH"])
-    return Backfilled(dagster_ui, warehouse, days, today, windowed, now_only, started)
+    return Backfilled(
+        dagster_ui, warehouse, days, today, states[windowed_id], states[now_id], started
+    )
 
 
 # --- the code location ----------------------------------------------------------------
@@ -264,7 +275,7 @@ def test_ui_lists_schedules_and_sensors_with_names(dagster_ui: DagsterDev) -> No
 # --- the backfill ---------------------------------------------------------------------
 
 
-def test_backfill_of_the_windowed_reports_over_a_range_completes_in_one_run(
+def test_backfill_of_all_six_reports_over_a_range_completes_in_one_run(
     backfilled: Backfilled,
 ) -> None:
     backfill = backfilled.windowed
@@ -272,24 +283,32 @@ def test_backfill_of_the_windowed_reports_over_a_range_completes_in_one_run(
     assert len(backfill.runs) == 1, f"single-run policy, yet {describe(backfill)}"
     (run,) = backfill.runs
     assert run.status == "SUCCESS", describe(backfill)
-    assert run.asset_keys == {asset_path(report) for report in WINDOWED}
+    assert run.asset_keys == {asset_path(report) for report in REPORTS}
     assert run.tags.get("dagster/asset_partition_range_start") == str(backfilled.days[0])
     assert run.tags.get("dagster/asset_partition_range_end") == str(backfilled.days[-1])
     assert run.tags.get("dagster/backfill") == backfill.backfill_id
 
 
-def test_backfill_of_the_now_only_report_for_today_completes_in_one_run(
+def test_backfill_of_the_now_only_report_over_past_days_succeeds_and_says_it_skipped_them(
     backfilled: Backfilled,
 ) -> None:
+    """Nothing written (the tables test finds today's snapshot only), and the UI shows
+    each past partition materialized with ``skipped: past partition``."""
     backfill = backfilled.now_only
     assert backfill.status == "COMPLETED_SUCCESS", describe(backfill)
     assert len(backfill.runs) == 1, describe(backfill)
     (run,) = backfill.runs
     assert run.status == "SUCCESS"
     assert run.asset_keys == {asset_path(report) for report in NOW_ONLY}
-    today = str(backfilled.today)
-    assert run.tags.get("dagster/partition", today) == today
-    assert run.tags.get("dagster/asset_partition_range_start", today) == today
+    keys = [{"path": list(asset_path(report))} for report in NOW_ONLY]
+    (node,) = backfilled.dev.graphql(
+        MATERIALIZATIONS_QUERY, {"keys": keys, "partition": str(backfilled.days[0])}
+    )["assetNodes"]
+    (materialization,) = node["latestMaterializationByPartition"]
+    assert materialization is not None and materialization["runId"] == run.run_id
+    metadata = {e["label"]: entry_value(e) for e in materialization["metadataEntries"]}
+    assert metadata["skipped"] == "past partition", metadata
+    assert metadata["rows_written"] == 0
 
 
 def test_duckdb_tables_hold_exactly_the_sandbox_rows_of_the_backfilled_days(

@@ -38,6 +38,10 @@ DEFAULT_LOOKBACK = timedelta(days=1)
 MIN_POLL_EVERY = timedelta(seconds=30)
 DEFAULT_QUIET_PERIOD = timedelta(seconds=60)
 MAX_QUIET_PERIOD = timedelta(hours=1)
+# Schedules and sensors start stopped unless the file says default_status: running, so
+# that copying the example does not launch runs the moment `dagster dev` starts.
+DEFAULT_STATUSES = ("running", "stopped")
+DEFAULT_STATUS_KEY = "default_status"
 
 LEAD_REPORTS: tuple[str, ...] = tuple(r.name for r in REPORTS if r.record is LEAD_RECORD)
 
@@ -152,6 +156,7 @@ class ReportScheduling:
     retention_days: int | None = None
     retry: Retry = NO_RETRY
     alert_if_stale_after: timedelta | None = None
+    running: bool = False  # default_status: its schedule (and freshness sensor) start running
 
     @property
     def scheduled(self) -> bool:
@@ -171,6 +176,11 @@ class LateChanges:
     poll_every: timedelta = DEFAULT_POLL_EVERY
     lookback: timedelta = DEFAULT_LOOKBACK  # how far back the very first poll looks
     reports: tuple[str, ...] = LEAD_REPORTS
+    running: bool = False  # enabled and default_status: running
+
+    @property
+    def starts_running(self) -> bool:
+        return self.enabled and self.running
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,11 @@ class Webhooks:
 
     enabled: bool = False
     quiet_period: timedelta = DEFAULT_QUIET_PERIOD
+    running: bool = False  # enabled and default_status: running
+
+    @property
+    def starts_running(self) -> bool:
+        return self.enabled and self.running
 
 
 @dataclass(frozen=True)
@@ -190,6 +205,7 @@ class SchedulingConfig:
     late_changes: LateChanges = field(default_factory=LateChanges)
     webhooks: Webhooks = field(default_factory=Webhooks)
     source: str = "(defaults)"
+    running: bool = False  # the file's default_status: every schedule and sensor starts so
 
     def for_report(self, name: str) -> ReportScheduling:
         return self.reports.get(name) or ReportScheduling(report=name)
@@ -259,6 +275,12 @@ class _Reader:
             raise self.error(key, f"must be true or false, not {value!r}")
         return value
 
+    def status(self, value: Any, key: str) -> bool:
+        """``default_status``: ``running`` (True) or ``stopped`` (False)."""
+        if value not in DEFAULT_STATUSES:
+            raise self.error(key, f"must be running or stopped, not {value!r}")
+        return value == "running"
+
     def duration(self, value: Any, key: str, *, positive: bool = False) -> timedelta:
         """``90s``, ``15m``, ``2h``, ``1d``, ``1w``, ``1h30m``, or a number of seconds."""
         if isinstance(value, bool):
@@ -298,8 +320,9 @@ class _Reader:
 
 # --------------------------------------------------------------------------- sections
 
-_TOP_KEYS = ("reports", "late_changes", "webhooks")
+_TOP_KEYS = ("reports", "late_changes", "webhooks", DEFAULT_STATUS_KEY)
 _REPORT_KEYS = (
+    DEFAULT_STATUS_KEY,
     "schedule",
     "timezone",
     "target",
@@ -311,8 +334,8 @@ _REPORT_KEYS = (
 _TARGET_KEYS = ("days_back", "days_back_start", "days_back_end")
 _RETRY_KEYS = ("max_retries", "delay", "notify")
 _NOTIFY_KEYS = ("webhook_url", "webhook_url_env")
-_LATE_KEYS = ("enabled", "poll_every", "lookback", "reports")
-_WEBHOOK_KEYS = ("enabled", "quiet_period")
+_LATE_KEYS = ("enabled", "poll_every", "lookback", "reports", DEFAULT_STATUS_KEY)
+_WEBHOOK_KEYS = ("enabled", "quiet_period", DEFAULT_STATUS_KEY)
 
 
 def _target(read: _Reader, value: Any, key: str, report: Report) -> Target:
@@ -417,7 +440,7 @@ def _update_method(
     return method, retention
 
 
-def _report(read: _Reader, name: str, value: Any, key: str) -> ReportScheduling:
+def _report(read: _Reader, name: str, value: Any, key: str, running: bool) -> ReportScheduling:
     report = REPORTS_BY_NAME[name]
     spec = read.mapping(value or {}, key, _REPORT_KEYS)
     try:
@@ -449,10 +472,13 @@ def _report(read: _Reader, name: str, value: Any, key: str) -> ReportScheduling:
         )
         if "alert_if_stale_after" in spec
         else None,
+        running=read.status(spec[DEFAULT_STATUS_KEY], f"{key}.{DEFAULT_STATUS_KEY}")
+        if DEFAULT_STATUS_KEY in spec
+        else running,
     )
 
 
-def _late_changes(read: _Reader, value: Any) -> LateChanges:
+def _late_changes(read: _Reader, value: Any, running: bool) -> LateChanges:
     spec = read.mapping(value or {}, "late_changes", _LATE_KEYS)
     reports = spec.get("reports", list(LEAD_REPORTS))
     if not isinstance(reports, list) or not reports:
@@ -471,16 +497,23 @@ def _late_changes(read: _Reader, value: Any) -> LateChanges:
         poll_every=poll_every,
         lookback=read.duration(spec.get("lookback", "1d"), "late_changes.lookback", positive=True),
         reports=tuple(name for name in LEAD_REPORTS if name in reports),
+        running=read.status(spec[DEFAULT_STATUS_KEY], f"late_changes.{DEFAULT_STATUS_KEY}")
+        if DEFAULT_STATUS_KEY in spec
+        else running,
     )
 
 
-def _webhooks(read: _Reader, value: Any) -> Webhooks:
+def _webhooks(read: _Reader, value: Any, running: bool) -> Webhooks:
     spec = read.mapping(value or {}, "webhooks", _WEBHOOK_KEYS)
     quiet = read.duration(spec.get("quiet_period", "60s"), "webhooks.quiet_period")
     if quiet > MAX_QUIET_PERIOD:
         raise read.error("webhooks.quiet_period", "must be at most 1h: events would wait too long")
     return Webhooks(
-        enabled=read.boolean(spec.get("enabled", True), "webhooks.enabled"), quiet_period=quiet
+        enabled=read.boolean(spec.get("enabled", True), "webhooks.enabled"),
+        quiet_period=quiet,
+        running=read.status(spec[DEFAULT_STATUS_KEY], f"webhooks.{DEFAULT_STATUS_KEY}")
+        if DEFAULT_STATUS_KEY in spec
+        else running,
     )
 
 
@@ -491,6 +524,11 @@ def parse_scheduling_config(data: Any, source: str = "(inline)") -> SchedulingCo
     reports_value = top.get("reports") or {}
     if not isinstance(reports_value, Mapping):
         raise read.error("reports", "must map report names to their settings")
+    running = (
+        read.status(top[DEFAULT_STATUS_KEY], DEFAULT_STATUS_KEY)
+        if DEFAULT_STATUS_KEY in top
+        else False
+    )
     reports: dict[str, ReportScheduling] = {}
     for name, value in reports_value.items():
         key = f"reports.{name}"
@@ -500,10 +538,18 @@ def parse_scheduling_config(data: Any, source: str = "(inline)") -> SchedulingCo
             raise read.error(
                 key, f"unknown report{hint}; the reports are: {', '.join(REPORTS_BY_NAME)}"
             )
-        reports[name] = _report(read, name, value, key)
-    late = _late_changes(read, top["late_changes"]) if "late_changes" in top else LateChanges()
-    webhooks = _webhooks(read, top["webhooks"]) if "webhooks" in top else Webhooks()
-    return SchedulingConfig(reports=reports, late_changes=late, webhooks=webhooks, source=source)
+        reports[name] = _report(read, name, value, key, running)
+    late = (
+        _late_changes(read, top["late_changes"], running)
+        if "late_changes" in top
+        else LateChanges()
+    )
+    webhooks = (
+        _webhooks(read, top["webhooks"], running) if "webhooks" in top else Webhooks()
+    )
+    return SchedulingConfig(
+        reports=reports, late_changes=late, webhooks=webhooks, source=source, running=running
+    )
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
@@ -530,8 +576,34 @@ def load_scheduling_config(
         if explicit:
             raise ConfigError(CONFIG_VAR, f"{file} does not exist", str(file))
         return SchedulingConfig()
+    text = file.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), str(file))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError("(file)", f"is not valid YAML: {error}", str(file)) from None
     return parse_scheduling_config(data, str(file))
+
+
+def refuse_duplicate_keys(node: yaml.Node | None, source: str, path: str = "") -> None:
+    """A key given twice in one mapping is an error naming it: YAML loaders keep the last
+    one silently, so a second ``schedule:`` would quietly replace the first."""
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            refuse_duplicate_keys(item, source, f"{path}[{index}]")
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        name = str(key_node.value)
+        key = f"{path}.{name}" if path else name
+        line = key_node.start_mark.line + 1
+        if name in seen and name != "<<":  # merge keys (<<: *anchor) may repeat
+            raise ConfigError(
+                key,
+                f"is given twice (lines {seen[name]} and {line}); YAML would silently keep "
+                "the last one: remove one of them",
+                source,
+            )
+        seen[name] = line
+        refuse_duplicate_keys(value_node, source, key)

@@ -82,6 +82,7 @@ class ScheduleGroup:
     timezone: str
     target: Target
     retry: Retry
+    running: bool = False  # the reports' default_status
 
     @property
     def name(self) -> str:
@@ -107,7 +108,13 @@ def schedule_groups(config: SchedulingConfig) -> list[ScheduleGroup]:
     for settings in config.reports.values():
         if settings.cadence is None or settings.target is None:
             continue
-        key = (settings.cadence.cron, settings.timezone, settings.target, settings.retry)
+        key = (
+            settings.cadence.cron,
+            settings.timezone,
+            settings.target,
+            settings.retry,
+            settings.running,
+        )
         groups.setdefault(key, []).append(settings)
     result = []
     for members in groups.values():
@@ -120,6 +127,7 @@ def schedule_groups(config: SchedulingConfig) -> list[ScheduleGroup]:
                 timezone=first.timezone,
                 target=first.target,
                 retry=first.retry,
+                running=first.running,
             )
         )
     return sorted(result, key=lambda group: group.name)
@@ -205,7 +213,7 @@ def build_report_schedule(
     job: UnresolvedAssetJobDefinition,
     partitions_def: TimeWindowPartitionsDefinition,
 ) -> ScheduleDefinition:
-    """The schedule of one group; RUNNING by default, since configuring it says "run it"."""
+    """The schedule of one group; STOPPED unless its reports say ``default_status: running``."""
     tags = {
         REPORTS_TAG: ",".join(group.reports),
         TRIGGER_TAG: "schedule",
@@ -217,7 +225,9 @@ def build_report_schedule(
         cron_schedule=group.cadence.cron,
         execution_timezone=group.timezone,
         job=job,
-        default_status=DefaultScheduleStatus.RUNNING,
+        default_status=DefaultScheduleStatus.RUNNING
+        if group.running
+        else DefaultScheduleStatus.STOPPED,
         description=group.description(),
         tags={"source": "salesexec"},
     )

@@ -79,6 +79,11 @@ POLL_OVERLAP = timedelta(minutes=10)
 ERROR_TEXT_LIMIT = 1000
 
 
+def sensor_status(running: bool) -> DefaultSensorStatus:
+    """A sensor starts stopped unless the scheduling file says ``default_status: running``."""
+    return DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -172,7 +177,10 @@ def build_failure_sensor(config: SchedulingConfig) -> SensorDefinition:
         description="When a SalesExec run fails for good (retries exhausted, or a manual run, "
         "which is never retried), log it and POST a JSON message to the webhook configured "
         "under the schedule's retry.notify.",
-        default_status=DefaultSensorStatus.RUNNING,
+        # running when the file says so, or when a running schedule has a webhook to notify
+        default_status=sensor_status(
+            config.running or any(g.running and g.retry.notify for g in schedule_groups(config))
+        ),
     )
     def salesexec_run_failure_notifications(context: RunFailureSensorContext) -> None:
         run = context.dagster_run
@@ -341,16 +349,15 @@ def build_late_change_job(plan: LateChangePlan) -> UnresolvedAssetJobDefinition:
 def build_late_change_sensor(
     plan: LateChangePlan, job: UnresolvedAssetJobDefinition
 ) -> SensorDefinition:
-    """The late-change sensor; RUNNING when ``late_changes.enabled`` is true."""
+    """The late-change sensor; RUNNING when ``late_changes`` is enabled and says (or the
+    file says) ``default_status: running``."""
     settings = plan.settings
 
     @sensor(
         name=LATE_CHANGES_SENSOR_NAME,
         job=job,
         minimum_interval_seconds=int(settings.poll_every.total_seconds()),
-        default_status=DefaultSensorStatus.RUNNING
-        if settings.enabled
-        else DefaultSensorStatus.STOPPED,
+        default_status=sensor_status(settings.starts_running),
         description=(
             "Polls Last Updated Leads since its cursor and re-pulls the already loaded "
             f"partitions of {', '.join(settings.reports)} whose leads changed. Cursor: the "
@@ -399,9 +406,11 @@ def build_freshness(
     """A last-update freshness check per report with ``alert_if_stale_after``, and the
     sensor that evaluates them (none when no report asks for one)."""
     by_age: dict[timedelta, list[AssetKey]] = {}
+    running = False
     for name, settings in config.reports.items():
         if settings.alert_if_stale_after is not None:
             by_age.setdefault(settings.alert_if_stale_after, []).append(report_keys[name])
+            running = running or settings.running
     if not by_age:
         return [], []
     # Dagster 1.13 marks these factories "superseded" by FreshnessPolicy on the asset
@@ -417,6 +426,6 @@ def build_freshness(
         sensor_def = build_sensor_for_freshness_checks(
             freshness_checks=checks,
             name=FRESHNESS_SENSOR_NAME,
-            default_status=DefaultSensorStatus.RUNNING,
+            default_status=sensor_status(running),
         )
     return checks, [sensor_def]

@@ -295,14 +295,15 @@ def build_webhook_job(plan: WebhookPlan) -> UnresolvedAssetJobDefinition:
 
 
 def build_webhook_sensor(plan: WebhookPlan, job: UnresolvedAssetJobDefinition) -> SensorDefinition:
-    """The webhook sensor; RUNNING when ``webhooks.enabled`` is true."""
+    """The webhook sensor; RUNNING when the file says ``default_status: running`` (for
+    ``webhooks:`` or the whole file), stopped otherwise, like every schedule and sensor."""
 
     @sensor(
         name=WEBHOOK_SENSOR_NAME,
         job=job,
         minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.RUNNING
-        if plan.settings.enabled
+        if plan.settings.starts_running
         else DefaultSensorStatus.STOPPED,
         description=(
             f"Reads the webhook inbox ({plan.inbox}) from its cursor and re-pulls exactly "
