@@ -56,7 +56,9 @@ def build_definitions(
     merge_sources = [REPORTS_BY_NAME[name] for name in scheduling.merge_reports]
     leads_assets = [build_current_leads_asset(merge_sources, partitions)] if merge_sources else []
     analytics = build_analytics_definitions(
-        partitions, {report.name: report_asset_key(report) for report in REPORTS}
+        partitions,
+        {report.name: report_asset_key(report) for report in REPORTS},
+        running=scheduling.running,
     )
     all_reports = define_asset_job(
         "all_salesexec_reports",

@@ -32,17 +32,22 @@ class AnalyticsDefinitions:
 
 
 def build_analytics_definitions(
-    partitions_def: TimeWindowPartitionsDefinition, report_keys: Mapping[str, AssetKey]
+    partitions_def: TimeWindowPartitionsDefinition,
+    report_keys: Mapping[str, AssetKey],
+    running: bool = False,
 ) -> AnalyticsDefinitions:
-    """``report_keys``: the report assets by report name (the models read two of them)."""
+    """``report_keys``: the report assets by report name (the models read two of them);
+    ``running``: the scheduling file says ``default_status: running``, so the automation
+    sensor starts running like every other sensor (stopped otherwise)."""
     assets = [*build_model_assets(partitions_def, report_keys), build_report_asset(partitions_def)]
     sensor = AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=AssetSelection.groups(ANALYTICS_GROUP),
-        default_status=DefaultSensorStatus.STOPPED,
+        default_status=DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED,
         description="Materializes the analytics assets' days when their upstream days change "
-        "(AutomationCondition.eager() over the last days that still change). Stopped until "
-        "switched on: `dagster sensor start salesexec_analytics_automation` or the UI.",
+        "(AutomationCondition.eager() over the last days that still change). Stopped unless "
+        "the scheduling file says default_status: running; switch it on with "
+        "`dagster sensor start salesexec_analytics_automation` or the UI.",
     )
     return AnalyticsDefinitions(
         assets=assets,
