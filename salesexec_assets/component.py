@@ -245,7 +245,7 @@ def build_salesexec_resource(
     """Credentials come from EnvVar, so the UI and run config show names, never values."""
     credentials = (
         {"username": EnvVar(credential_vars[0]), "password": EnvVar(credential_vars[1])}
-        if settings.has_credentials and credential_vars
+        if settings.has_credentials and credential_vars and not settings.uses_embedded_sandbox
         else {}
     )
     return SalesExecResource(
