@@ -6,6 +6,7 @@ The connector's credential pane and its "Lead Type UID" menu, on the command lin
     salesexec lead-types    # UID and name of every lead type (for SALESEXEC_LEAD_TYPE_UIDS)
     salesexec probe         # each endpoint once: status, TotalCount, latency, field names
     salesexec contract diff # the API's Swagger document against the contract in effect
+    salesexec reset-source --schema X  # forget the source a warehouse schema recorded
 
 It reads the same ``SALESEXEC_*`` variables as the pipeline; without credentials it
 answers from the embedded sandbox, and says so.
@@ -20,7 +21,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from salesexec_assets import contract_command, probe
+from salesexec_assets import contract_command, probe, reset_source_command
 from salesexec_assets.api import contract
 from salesexec_assets.api.client import RetrySettings, SalesExecClient
 from salesexec_assets.api.errors import SalesExecError
@@ -64,10 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("lead-types", help="list the account's lead types (UID and name)")
     commands.add_parser("probe", help="call each endpoint once: status, TotalCount, field names")
     contract_command.add_parser(commands)
+    reset_source_command.add_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if args.command == "contract":
         return contract_command.main(args, account_client)
+    if args.command == reset_source_command.COMMAND:
+        return reset_source_command.main(args)
     try:
         with account_client() as (client, sandbox):
             if sandbox:
