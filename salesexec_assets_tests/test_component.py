@@ -201,6 +201,47 @@ def test_a_defs_yaml_error_names_the_file_and_the_key(
     assert words in output
 
 
+def test_two_scheduled_instances_load_together_without_a_name_clash(tmp_path: Path) -> None:
+    """Schedules, sensors, the merge asset, freshness checks, resources and pools: each
+    instance names its own, so one code location holds both."""
+    scheduling = {
+        "reports": {
+            "all_leads": {
+                "schedule": "daily at 06:00",
+                "update_method": "merge",
+                "retry": {"max_retries": 2, "delay": "1m"},
+                "alert_if_stale_after": "26h",
+            }
+        },
+        "late_changes": {"enabled": True},
+    }
+    defs = Definitions.merge(
+        *(
+            SalesExecComponent(
+                asset_key_prefix=prefix,
+                warehouse_schema=prefix,
+                destination=str(tmp_path / "warehouse.duckdb"),
+                scheduling=scheduling,
+            ).build_definitions()
+            for prefix in ACCOUNTS
+        )
+    )
+    repository = defs.get_repository_def()  # raises on any clash
+    assets = repository.assets_defs_by_key
+    for prefix in ACCOUNTS:
+        assert AssetKey([prefix, "leads"]) in assets
+        for report in REPORTS:
+            node = assets[AssetKey([prefix, report.name])].node_def
+            assert node.pool == f"{prefix}__salesexec_api"
+        assert {f"{prefix}__salesexec", f"{prefix}__warehouse"} <= set(
+            repository.get_top_level_resources()
+        )
+    sensors = [sensor.name for sensor in repository.sensor_defs]
+    schedules = [schedule.name for schedule in repository.schedule_defs]
+    assert len(sensors) == 2 * 3 and len(schedules) == 2
+    assert all(name.startswith(("brand_a__", "brand_b__")) for name in sensors + schedules)
+
+
 # --- the example: two accounts, two sandboxes ---------------------------------------------
 
 
