@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from dagster import Failure
 
@@ -47,11 +48,16 @@ def source_table(schema: str) -> TableSpec:
 
 
 def source_of(salesexec: SalesExecResource) -> str:
-    """The resource's source as recorded: the sandbox, or ``<base URL> as <user name>``."""
+    """The resource's source as recorded: the sandbox, or ``<scheme>://<host> as <user>``.
+
+    The port is left out: a local sandbox restarted on another port is the same source;
+    an account is told apart from another by its host and user name.
+    """
     if salesexec.uses_sandbox:
         return SANDBOX_SOURCE
     base_url, username = salesexec.account()
-    return f"{base_url} as {username}"
+    url = urlsplit(base_url)
+    return f"{url.scheme}://{url.hostname} as {username}"
 
 
 def recorded_source(store: SourceWarehouse, schema: str) -> str | None:

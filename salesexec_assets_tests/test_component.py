@@ -297,7 +297,7 @@ def test_the_example_loads_every_report_of_both_accounts_into_their_own_schemas(
             rows = stored_rows(path, report.name, schema=prefix)
             assert sorted(row["lead_type_uid"] for row in rows) == lead_types
         assert recorded_source(DuckDBWarehouse(path), prefix) == (
-            f"{server.base_url} as {server.config.username}"
+            f"http://127.0.0.1 as {server.config.username}"
         )
     # the two sandboxes hold different data, so each schema matched its own
     assert truths["brand_a", "all_leads"] != truths["brand_b", "all_leads"]
@@ -315,7 +315,7 @@ def test_a_fresh_schema_records_its_source_on_first_write(
     result = materialize_day(run_assets, defs, ["salesexec"], str(PAST_DAY))
     assert result.success, failure_text(result)
     assert recorded_source(DuckDBWarehouse(path), "salesexec") == (
-        f"{sandbox.base_url} as {sandbox.config.username}"
+        f"http://127.0.0.1 as {sandbox.config.username}"
     )
 
 
@@ -332,7 +332,7 @@ def test_the_embedded_sandbox_is_refused_by_a_schema_holding_an_accounts_data(
     result = materialize_day(run_assets, demo, ["salesexec"], "2025-06-11")
     assert not result.success
     message = failure_text(result)
-    assert SANDBOX_SOURCE in message and f"{sandbox.base_url} as sandbox" in message
+    assert SANDBOX_SOURCE in message and "http://127.0.0.1 as sandbox" in message
     assert "salesexec reset-source --schema salesexec" in message
     assert path.read_bytes() == before
 
