@@ -31,12 +31,14 @@ from dagster import (
 from salesexec_assets.api import contract
 from salesexec_assets.api.contract import PERSONAL_FIELDS, Pull, Report
 from salesexec_assets.checks import evaluate_report_checks, report_check_specs
+from salesexec_assets.instance import DEFAULT_INSTANCE, Instance
 from salesexec_assets.launch import launch_day
 from salesexec_assets.loading import LoadResult, WriteMode, load_report
 from salesexec_assets.naming import FIELD_COLUMN_PREFIX, snake_case
 from salesexec_assets.partitions import partition_date, today_in
-from salesexec_assets.records import PARTITION_COLUMN, table_spec
+from salesexec_assets.records import PARTITION_COLUMN, SCHEMA, table_spec
 from salesexec_assets.resources import SalesExecResource, WarehouseResource
+from salesexec_assets.source_guard import guard_source, source_of
 from salesexec_assets.warehouse import DuckDBWarehouse
 
 # BackfillPolicy.single_run() is what makes a partition range one run, and the design rests
@@ -52,8 +54,8 @@ INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"
 PERSONAL_COLUMNS = frozenset(snake_case(name) for name in PERSONAL_FIELDS)
 
 
-def report_asset_key(report: Report) -> AssetKey:
-    return AssetKey([ASSET_PREFIX, report.name])
+def report_asset_key(report: Report, instance: Instance = DEFAULT_INSTANCE) -> AssetKey:
+    return instance.asset_key(report.name)
 
 
 def requested_days(context: AssetExecutionContext) -> list[date]:
@@ -99,14 +101,16 @@ def build_report_asset(
     retention_days: int | None = None,
     update_method: str | None = None,
     retry_policy: RetryPolicy | None = None,
+    instance: Instance = DEFAULT_INSTANCE,
 ) -> AssetsDefinition:
     """The asset of one report; everything that differs between reports is data.
 
     ``mode`` is how the table is written; ``update_method`` names the connector's update
     method it serves (``merge`` and ``partition`` both write by ``replace``).
     """
-    key = report_asset_key(report)
-    spec = table_spec(report)
+    key = report_asset_key(report, instance)
+    spec = table_spec(report, instance.schema)
+    salesexec_key, warehouse_key = instance.salesexec_resource_key, instance.warehouse_resource_key
     effective_mode = WriteMode.APPEND if report.pull is Pull.NOW else mode
     zone = partitions_def.timezone
 
@@ -114,21 +118,20 @@ def build_report_asset(
         key=key,
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP_NAME,
+        group_name=instance.group_name,
         kinds={"duckdb"},
         owners=OWNERS,
         tags={"source": "salesexec", "update_method": update_method or effective_mode.value},
         description=f"{report.title}: {report.description} Table `{spec.schema}.{spec.name}`.",
         check_specs=report_check_specs(report, key),
-        pool=API_POOL,
+        pool=instance.scoped(API_POOL),
         retry_policy=retry_policy,
+        required_resource_keys={salesexec_key, warehouse_key},
         metadata={"dagster/table_name": f"{spec.schema}.{spec.name}", "report": report.title},
     )
-    def _report_asset(
-        context: AssetExecutionContext,
-        salesexec: SalesExecResource,
-        warehouse: WarehouseResource,
-    ) -> MaterializeResult:
+    def _report_asset(context: AssetExecutionContext) -> MaterializeResult:
+        salesexec: SalesExecResource = getattr(context.resources, salesexec_key)
+        warehouse: WarehouseResource = getattr(context.resources, warehouse_key)
         days = requested_days(context)
         skipped_metadata: dict[str, Any] = {}
         if report.pull is Pull.NOW:
@@ -150,6 +153,7 @@ def build_report_asset(
                     ],
                 )
         store = warehouse.get_warehouse(context.log)
+        guard_source(store, instance.schema, source_of(salesexec))
         with salesexec.get_client(context.log) as client:
             lead_types = salesexec.resolve_lead_types(client)
             context.log.info(
@@ -174,14 +178,25 @@ def build_report_asset(
                 transaction_rows=warehouse.transaction_rows,
                 log=context.log,
                 loaded_at=lambda: datetime.now(timezone.utc).replace(tzinfo=None),
+                schema=instance.schema,
             )
             stats = client.stats.as_dict()
-        dropped = drop_expired_partitions(store, report, zone, retention_days, context)
+        dropped = drop_expired_partitions(
+            store, report, zone, retention_days, context, instance.schema
+        )
         with store.reading():  # one connection for the checks' and metadata's queries
             checks = evaluate_report_checks(
-                report, key, store, days, zone, per_pull=effective_mode is WriteMode.APPEND
+                report,
+                key,
+                store,
+                days,
+                zone,
+                per_pull=effective_mode is WriteMode.APPEND,
+                schema=instance.schema,
             )
-            metadata = materialization_metadata(result, stats, store, salesexec, effective_mode)
+            metadata = materialization_metadata(
+                result, stats, store, salesexec, effective_mode, instance.schema
+            )
         metadata.update(skipped_metadata)
         if retention_days is not None:
             metadata["retention_days"] = retention_days
@@ -197,12 +212,13 @@ def drop_expired_partitions(
     zone: str,
     retention_days: int | None,
     context: AssetExecutionContext,
+    schema: str = SCHEMA,
 ) -> tuple[date, ...]:
     """The "Partition" update method: keep only the last ``retention_days`` days."""
     if retention_days is None:
         return ()
     cutoff = today_in(zone) - timedelta(days=retention_days - 1)
-    dropped = store.drop_partitions_before(table_spec(report), cutoff)
+    dropped = store.drop_partitions_before(table_spec(report, schema), cutoff)
     if dropped:
         context.log.info(
             "%s: retention of %d days dropped %d partition(s) before %s",
@@ -220,9 +236,10 @@ def materialization_metadata(
     store: DuckDBWarehouse,
     salesexec: SalesExecResource,
     mode: WriteMode,
+    schema: str = SCHEMA,
 ) -> dict[str, Any]:
     """What the Dagster UI shows for a materialization; no personal data, no secrets."""
-    spec = table_spec(result.report)
+    spec = table_spec(result.report, schema)
     columns = store.table_columns(spec)
     days = result.days
     in_days = f"{PARTITION_COLUMN} IN ({', '.join('?' for _ in days)})"

@@ -18,9 +18,11 @@ from dagster import (
 )
 
 from salesexec_assets.api.contract import REPORTS_BY_NAME, Report
+from salesexec_assets.instance import DEFAULT_INSTANCE, Instance
 from salesexec_assets.partitions import day_window_utc
 from salesexec_assets.records import (
     PARTITION_COLUMN,
+    SCHEMA,
     key_columns,
     quarantine_spec,
     table_spec,
@@ -73,9 +75,10 @@ def evaluate_report_checks(
     zone: str,
     *,
     per_pull: bool,
+    schema: str = SCHEMA,
 ) -> list[AssetCheckResult]:
     """Run the report's checks on ``days`` after a write."""
-    table = table_spec(report).qualified_name
+    table = table_spec(report, schema).qualified_name
     keys = key_columns(report)
     in_days, params = _in_days(days)
     group = [PARTITION_COLUMN, *keys, *(["_loaded_at"] if per_pull else [])]
@@ -89,8 +92,9 @@ def evaluate_report_checks(
         f"({' OR '.join(f'{key} IS NULL' for key in keys)})",
         params,
     )["n"][0]
+    rejected = quarantine_spec(report, schema).qualified_name
     quarantined = warehouse.query(
-        f"SELECT count(*) AS n FROM {quarantine_spec(report).qualified_name} WHERE {in_days}",
+        f"SELECT count(*) AS n FROM {rejected} WHERE {in_days}",
         params,
     )["n"][0]
     results = [
@@ -134,10 +138,13 @@ def evaluate_report_checks(
     return results
 
 
-def build_branch_count_check(branch_key: AssetKey, leads_key: AssetKey):
+def build_branch_count_check(
+    branch_key: AssetKey, leads_key: AssetKey, instance: Instance = DEFAULT_INSTANCE
+):
     """Per day and lead type: the sum of branch lead counts equals the leads added."""
-    branch_spec = table_spec(REPORTS_BY_NAME["branch_lead_count"])
-    leads_spec = table_spec(REPORTS_BY_NAME["all_leads"])
+    branch_spec = table_spec(REPORTS_BY_NAME["branch_lead_count"], instance.schema)
+    leads_spec = table_spec(REPORTS_BY_NAME["all_leads"], instance.schema)
+    warehouse_key = instance.warehouse_resource_key
     branches, leads = branch_spec.qualified_name, leads_spec.qualified_name
 
     @asset_check(
@@ -146,10 +153,10 @@ def build_branch_count_check(branch_key: AssetKey, leads_key: AssetKey):
         additional_deps=[leads_key],
         description="For every day both reports hold, per lead type, the sum of "
         "branch_lead_count.lead_count equals the number of distinct leads in all_leads.",
+        required_resource_keys={warehouse_key},
     )
-    def branch_counts_match_all_leads(
-        context: AssetCheckExecutionContext, warehouse: WarehouseResource
-    ) -> AssetCheckResult:
+    def branch_counts_match_all_leads(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        warehouse: WarehouseResource = getattr(context.resources, warehouse_key)
         store = warehouse.get_warehouse(context.log)
         with store.reading():  # one connection for the three reads
             if not store.table_columns(branch_spec) or not store.table_columns(leads_spec):

@@ -6,6 +6,7 @@ The connector's credential pane and its "Lead Type UID" menu, on the command lin
     salesexec lead-types    # UID and name of every lead type (for SALESEXEC_LEAD_TYPE_UIDS)
     salesexec probe         # each endpoint once: status, TotalCount, latency, field names
     salesexec contract diff # the API's Swagger document against the contract in effect
+    salesexec reset-source --schema X  # forget the source a warehouse schema recorded
 
 It reads the same ``SALESEXEC_*`` variables as the pipeline, and a ``.env`` file in the
 working directory as Dagster does (its values win over the shell's). Without credentials
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from salesexec_assets import contract_command, probe
+from salesexec_assets import contract_command, probe, reset_source_command
 from salesexec_assets.api import contract
 from salesexec_assets.api.client import RetrySettings, SalesExecClient
 from salesexec_assets.api.errors import SalesExecError
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         add_sandbox_flag(commands.add_parser(name, help=help_text))
     contract_command.add_parser(commands, add_sandbox_flag)
+    reset_source_command.add_parser(commands)
     add_webhook_commands(commands)
     args = parser.parse_args(argv)
     if args.command == WEBHOOKS_COMMAND:
@@ -133,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     read_env_file(Path.cwd())
     if args.command == "contract":
         return contract_command.main(args, partial(account_client, args.sandbox))
+    if args.command == reset_source_command.COMMAND:
+        return reset_source_command.main(args)
     try:
         with account_client(args.sandbox) as (client, sandbox_reason):
             if args.command == "probe":

@@ -38,11 +38,11 @@ from dagster import (
 from salesexec_assets.api.contract import REPORTS_BY_NAME, Report
 from salesexec_assets.assets import (
     ASSET_PREFIX,
-    GROUP_NAME,
     OWNERS,
     report_asset_key,
     requested_days,
 )
+from salesexec_assets.instance import DEFAULT_INSTANCE, Instance
 from salesexec_assets.partitions import consecutive_chunks
 from salesexec_assets.records import PARTITION_COLUMN, SCHEMA, table_spec
 from salesexec_assets.resources import WarehouseResource
@@ -64,16 +64,16 @@ WAREHOUSE_POOL = "salesexec_warehouse"
 READ_CHUNK_DAYS = 7  # days read per query, so a long range never sits in memory at once
 
 
-def leads_table_spec() -> TableSpec:
+def leads_table_spec(schema: str = SCHEMA) -> TableSpec:
     """``salesexec.leads``: a lead report's columns, without the partition.
 
     No "source report" column: the same snapshot of a lead often sits in two reports
     with the same ``last_updated_utc``, and which one came last would make such a column
     change on a re-run.
     """
-    lead_columns = table_spec(REPORTS_BY_NAME["all_leads"]).columns
+    lead_columns = table_spec(REPORTS_BY_NAME["all_leads"], schema).columns
     columns = {name: kind for name, kind in lead_columns.items() if name != PARTITION_COLUMN}
-    return TableSpec(schema=SCHEMA, name=LEADS_TABLE, columns=columns, partition_column=None)
+    return TableSpec(schema=schema, name=LEADS_TABLE, columns=columns, partition_column=None)
 
 
 @dataclass
@@ -102,18 +102,19 @@ def merge_current_leads(
     *,
     run_id: str,
     loaded_at: datetime,
+    schema: str = SCHEMA,
 ) -> MergeResult:
     """Upsert the leads of ``days`` from the ``sources`` tables into ``salesexec.leads``.
 
     Rows are staged (bounded memory), then merged in ONE transaction: newest
     ``last_updated_utc`` per ``lead_uid`` wins, ties keep the incoming row.
     """
-    target = leads_table_spec()
+    target = leads_table_spec(schema)
     result = MergeResult()
     dropped = f"{PARTITION_COLUMN}, {LOADED_AT_COLUMN}, {RUN_ID_COLUMN}"
     with RowStage(target) as stage:
         for report in sources:
-            source = table_spec(report)
+            source = table_spec(report, schema)
             result.rows_read[report.name] = 0
             if not store.table_columns(source):
                 continue  # the report was never written: nothing to merge from it
@@ -138,21 +139,25 @@ def merge_current_leads(
 
 
 def build_current_leads_asset(
-    sources: Sequence[Report], partitions_def: TimeWindowPartitionsDefinition
+    sources: Sequence[Report],
+    partitions_def: TimeWindowPartitionsDefinition,
+    instance: Instance = DEFAULT_INSTANCE,
 ) -> AssetsDefinition:
     """The merge asset, fed by the reports whose update method is ``merge``."""
     names = ", ".join(report.name for report in sources)
-    spec = leads_table_spec()
+    spec = leads_table_spec(instance.schema)
+    warehouse_key = instance.warehouse_resource_key
 
     @asset(
-        key=LEADS_ASSET_KEY,
+        key=instance.asset_key(LEADS_TABLE),
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
-        deps=[report_asset_key(report) for report in sources],
-        group_name=GROUP_NAME,
+        deps=[report_asset_key(report, instance) for report in sources],
+        group_name=instance.group_name,
         kinds={"duckdb"},
         owners=OWNERS,
-        pool=WAREHOUSE_POOL,
+        pool=instance.scoped(WAREHOUSE_POOL),
+        required_resource_keys={warehouse_key},
         tags={"source": "salesexec", "update_method": "merge"},
         description=(
             f"Current state of every lead: one row per lead_uid, merged from {names} "
@@ -161,10 +166,9 @@ def build_current_leads_asset(
         ),
         metadata={"dagster/table_name": f"{spec.schema}.{spec.name}", "merged_from": names},
     )
-    def current_leads(
-        context: AssetExecutionContext, warehouse: WarehouseResource
-    ) -> MaterializeResult:
+    def current_leads(context: AssetExecutionContext) -> MaterializeResult:
         days = requested_days(context)
+        warehouse: WarehouseResource = getattr(context.resources, warehouse_key)
         store = warehouse.get_warehouse(context.log)
         result = merge_current_leads(
             store,
@@ -172,6 +176,7 @@ def build_current_leads_asset(
             days,
             run_id=context.run.run_id,
             loaded_at=datetime.now(timezone.utc).replace(tzinfo=None),
+            schema=instance.schema,
         )
         total = (
             int(store.query(f"SELECT count(*) AS n FROM {spec.qualified_name}")["n"][0])
@@ -180,7 +185,8 @@ def build_current_leads_asset(
         )
         write = result.write
         context.log.info(
-            "salesexec.leads: read %s for %s..%s; %d row(s) upserted, %d lead(s) in the table",
+            "%s: read %s for %s..%s; %d row(s) upserted, %d lead(s) in the table",
+            spec.qualified_name,
             result.rows_read,
             days[0],
             days[-1],

@@ -1,96 +1,28 @@
 """The code location: report assets, checks, jobs, resources, and, from the scheduling
 file (``SALESEXEC_CONFIG``), schedules, sensors, freshness checks and the merge asset.
 ``dagster dev`` and ``dagster asset materialize -m salesexec_assets.definitions`` both
-load ``defs`` from here."""
+load ``defs`` from here: the SalesExec component built from the environment."""
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import Definitions
 
-from salesexec_assets.analytics.definitions import build_analytics_definitions
-from salesexec_assets.api.contract import REPORTS, REPORTS_BY_NAME
-from salesexec_assets.assets import build_report_asset, report_asset_key
-from salesexec_assets.checks import build_branch_count_check
-from salesexec_assets.current_leads import LEADS_ASSET_KEY, build_current_leads_asset
-from salesexec_assets.partitions import build_daily_partitions
-from salesexec_assets.resources import SalesExecResource, WarehouseResource
-from salesexec_assets.scheduling import (
-    SchedulingConfig,
-    build_scheduling_definitions,
-    load_scheduling_config,
+from salesexec_assets.component import (
+    SalesExecComponent,
+    build_salesexec_definitions,
+    build_salesexec_resource,
 )
-from salesexec_assets.settings import PASSWORD_VAR, USERNAME_VAR, Settings, load_settings
-from salesexec_assets.webhooks.sensor import webhook_definitions
+from salesexec_assets.scheduling import SchedulingConfig
+from salesexec_assets.settings import Settings
 
-
-def build_salesexec_resource(settings: Settings) -> SalesExecResource:
-    """Credentials come from EnvVar, so the UI and run config show names, never values."""
-    credentials = (
-        {"username": EnvVar(USERNAME_VAR), "password": EnvVar(PASSWORD_VAR)}
-        if settings.has_credentials
-        else {}
-    )
-    return SalesExecResource(
-        base_url=settings.base_url,
-        lead_type_uids=list(settings.lead_type_uids) if settings.lead_type_uids else None,
-        **credentials,
-    )
+__all__ = ["build_definitions", "build_salesexec_resource", "defs"]
 
 
 def build_definitions(
     settings: Settings, scheduling: SchedulingConfig | None = None
 ) -> Definitions:
     """Everything the code location shows; ``scheduling`` defaults to "all manual"."""
-    scheduling = scheduling or SchedulingConfig()
-    partitions = build_daily_partitions(settings)
-    report_assets = [
-        build_report_asset(
-            report,
-            partitions,
-            mode=scheduling.for_report(report.name).write_mode,
-            retention_days=scheduling.for_report(report.name).retention_days,
-            update_method=scheduling.for_report(report.name).update_method.value,
-        )
-        for report in REPORTS
-    ]
-    merge_sources = [REPORTS_BY_NAME[name] for name in scheduling.merge_reports]
-    leads_assets = [build_current_leads_asset(merge_sources, partitions)] if merge_sources else []
-    analytics = build_analytics_definitions(
-        partitions,
-        {report.name: report_asset_key(report) for report in REPORTS},
-        running=scheduling.running,
-    )
-    all_reports = define_asset_job(
-        "all_salesexec_reports",
-        selection=AssetSelection.assets(*report_assets, *leads_assets, *analytics.assets),
-        description="Every SalesExec report for the chosen day(s), then the analytics "
-        "models and the HTML report of those days.",
-    )
-    core = Definitions(
-        assets=[*report_assets, *leads_assets],
-        asset_checks=[
-            build_branch_count_check(
-                report_asset_key(REPORTS_BY_NAME["branch_lead_count"]),
-                report_asset_key(REPORTS_BY_NAME["all_leads"]),
-            )
-        ],
-        jobs=[all_reports],
-        resources={
-            "salesexec": build_salesexec_resource(settings),
-            "warehouse": WarehouseResource(path=str(settings.duckdb_path)),
-        },
-    )
-    return Definitions.merge(
-        core,
-        analytics.definitions,
-        build_scheduling_definitions(
-            scheduling,
-            partitions,
-            {report.name: report_asset_key(report) for report in REPORTS},
-            LEADS_ASSET_KEY if leads_assets else None,
-        ),
-        *webhook_definitions(scheduling, partitions, LEADS_ASSET_KEY if leads_assets else None),
-    )
+    return build_salesexec_definitions(settings, scheduling)
 
 
-defs = build_definitions(load_settings(), load_scheduling_config())
+defs = SalesExecComponent.from_environment().build_definitions()

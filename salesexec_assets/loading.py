@@ -25,6 +25,7 @@ from salesexec_assets.api.client import Page, SalesExecClient
 from salesexec_assets.api.contract import Pull, Report
 from salesexec_assets.partitions import consecutive_chunks, day_window_utc
 from salesexec_assets.records import (
+    SCHEMA,
     DayLocator,
     RecordError,
     RowBuilder,
@@ -136,6 +137,7 @@ def load_report(
     log: logging.Logger,
     loaded_at: Callable[[], datetime],
     before_insert: Callable[[Any], None] | None = None,
+    schema: str = SCHEMA,
 ) -> LoadResult:
     """Pull ``days`` of ``report`` for ``lead_types`` and write them, chunk by chunk.
 
@@ -147,7 +149,7 @@ def load_report(
     result = LoadResult(report=report, days=sorted(days))
     for stale in remove_stale_stages():
         log.info("removed the stage a killed run left behind: %s", stale)
-    spec, rejected_spec = table_spec(report), quarantine_spec(report)
+    spec, rejected_spec = table_spec(report, schema), quarantine_spec(report, schema)
     replace = mode is WriteMode.REPLACE
     for chunk in consecutive_chunks(days, chunk_days):
         with RowStage(spec) as stage, RowStage(rejected_spec) as rejected:

@@ -48,17 +48,17 @@ class RecordError(ValueError):
     """A record that breaks the contract; it goes to quarantine with this reason."""
 
 
-def table_spec(report: Report) -> TableSpec:
+def table_spec(report: Report, schema: str = SCHEMA) -> TableSpec:
     """The report's table: the contract's fields in snake_case, plus the partition date."""
     columns = {snake_case(name): COLUMN_TYPES[kind] for name, kind in report.record.items()}
     columns[PARTITION_COLUMN] = ColumnType.DATE
-    return TableSpec(schema=SCHEMA, name=report.name, columns=columns)
+    return TableSpec(schema=schema, name=report.name, columns=columns)
 
 
-def quarantine_spec(report: Report) -> TableSpec:
+def quarantine_spec(report: Report, schema: str = SCHEMA) -> TableSpec:
     """Where the report's rejected records go, whole, with the reason."""
     return TableSpec(
-        schema=SCHEMA,
+        schema=schema,
         name=report.name + QUARANTINE_SUFFIX,
         columns={
             "lead_type_uid": ColumnType.BIGINT,

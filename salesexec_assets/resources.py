@@ -97,6 +97,10 @@ class SalesExecResource(ConfigurableResource):
             return self.username, self.password
         return os.environ.get(USERNAME_VAR) or None, os.environ.get(PASSWORD_VAR) or None
 
+    def account(self) -> tuple[str, str | None]:
+        """The account's base URL and user name (no secret): what the warehouse records."""
+        return self._base_url() or contract.DEFAULT_BASE_URL, self._credentials()[0]
+
     @property
     def uses_sandbox(self) -> bool:
         base_url = self._base_url()

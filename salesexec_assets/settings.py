@@ -56,8 +56,11 @@ class Settings:
         return self.base_url == SANDBOX or (not self.base_url and not self.has_credentials)
 
 
-def parse_lead_type_uids(text: str) -> tuple[int, ...] | None:
-    """``"1, 2,3"`` -> ``(1, 2, 3)``; empty -> None (every lead type)."""
+def parse_lead_type_uids(text: str, name: str = LEAD_TYPE_UIDS_VAR) -> tuple[int, ...] | None:
+    """``"1, 2,3"`` -> ``(1, 2, 3)``; empty -> None (every lead type).
+
+    ``name`` is what an error calls the value: the variable, or a ``defs.yaml`` key.
+    """
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts:
         return None
@@ -65,28 +68,31 @@ def parse_lead_type_uids(text: str) -> tuple[int, ...] | None:
     for part in parts:
         if not part.isdigit() or int(part) <= 0:
             raise SettingsError(
-                f"{LEAD_TYPE_UIDS_VAR} must be comma-separated positive integers; "
+                f"{name} must be comma-separated positive integers; "
                 f"{part!r} is not one"
             )
         uids.append(int(part))
     return tuple(dict.fromkeys(uids))
 
 
-def parse_timezone(text: str) -> str:
+def parse_timezone(text: str, name: str = TIMEZONE_VAR) -> str:
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
         raise SettingsError(
-            f"{TIMEZONE_VAR}={text!r} is not an IANA time zone (e.g. UTC, America/Chicago)"
+            f"{name}={text!r} is not an IANA time zone (e.g. UTC, America/Chicago)"
         ) from None
     return text
 
 
-def parse_start_date(text: str) -> date:
+def parse_start_date(text: str, name: str = START_DATE_VAR) -> date:
     try:
-        return date.fromisoformat(text)
+        start = date.fromisoformat(text)
     except ValueError:
-        raise SettingsError(f"{START_DATE_VAR}={text!r} is not a date like 2024-01-01") from None
+        raise SettingsError(f"{name}={text!r} is not a date like 2024-01-01") from None
+    if start > date.today():
+        raise SettingsError(f"{name}={start} is in the future")
+    return start
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,8 +116,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "the sandbox)"
         )
     start_date = parse_start_date(value(START_DATE_VAR) or DEFAULT_START_DATE.isoformat())
-    if start_date > date.today():
-        raise SettingsError(f"{START_DATE_VAR}={start_date} is in the future")
     try:
         overrides = overrides_from_environment(env)
     except OverridesError as error:

@@ -1037,6 +1037,29 @@ class DuckDBWarehouse:
         )
         return dropped
 
+    def overwrite(self, spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Replace a small table's whole contents (creating it) in one transaction.
+
+        For bookkeeping tables such as a schema's recorded source, not for report data.
+        """
+        self._check_name(spec)
+        types = spec.declared_types()
+        names = ", ".join(_quote(name) for name in types)
+        values = ", ".join("?" for _ in types)
+        with self._transaction() as session:
+            con = session.con
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(spec.schema)}")
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {spec.qualified_name} "
+                f"({_column_definitions(types)})"
+            )
+            con.execute(f"DELETE FROM {spec.qualified_name}")
+            for row in rows:
+                con.execute(
+                    f"INSERT INTO {spec.qualified_name} ({names}) VALUES ({values})",
+                    [row.get(name) for name in types],
+                )
+
     def upsert(
         self,
         stage: RowStage,

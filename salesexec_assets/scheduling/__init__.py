@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from dagster import AssetKey, Definitions, TimeWindowPartitionsDefinition
 
+from salesexec_assets.instance import DEFAULT_INSTANCE, Instance
 from salesexec_assets.scheduling.config import (
     ConfigError,
     SchedulingConfig,
@@ -43,13 +44,15 @@ def build_scheduling_definitions(
     partitions_def: TimeWindowPartitionsDefinition,
     report_keys: Mapping[str, AssetKey],
     leads_key: AssetKey | None = None,
+    instance: Instance = DEFAULT_INSTANCE,
 ) -> Definitions:
     """Jobs, schedules, sensors and freshness checks for ``config``.
 
     ``leads_key`` is the merge asset's key when some report merges (it is then added to
     the jobs of those reports, so a scheduled pull also refreshes ``salesexec.leads``).
+    ``instance`` scopes every job, schedule and sensor name (see :mod:`instance`).
     """
-    jobs, schedules = build_schedules(config, report_keys, partitions_def, leads_key)
+    jobs, schedules = build_schedules(config, report_keys, partitions_def, leads_key, instance)
     plan = LateChangePlan(
         settings=config.late_changes,
         report_keys=report_keys,
@@ -62,14 +65,14 @@ def build_scheduling_definitions(
             if settings.update_method is UpdateMethod.PARTITION and settings.retention_days
         },
     )
-    late_job = build_late_change_job(plan)
-    checks, freshness_sensors = build_freshness(config, report_keys)
+    late_job = build_late_change_job(plan, instance)
+    checks, freshness_sensors = build_freshness(config, report_keys, instance)
     return Definitions(
         jobs=[*jobs, late_job],
         schedules=schedules,
         sensors=[
-            build_failure_sensor(config),
-            build_late_change_sensor(plan, late_job),
+            build_failure_sensor(config, instance),
+            build_late_change_sensor(plan, late_job, instance),
             *freshness_sensors,
         ],
         asset_checks=checks,

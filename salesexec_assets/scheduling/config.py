@@ -517,6 +517,13 @@ def _webhooks(read: _Reader, value: Any, running: bool) -> Webhooks:
     )
 
 
+def unknown_report(name: object) -> str:
+    """The problem of a name that is no report, with the closest report name."""
+    close = difflib.get_close_matches(str(name), list(REPORTS_BY_NAME), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown report{hint}; the reports are: {', '.join(REPORTS_BY_NAME)}"
+
+
 def parse_scheduling_config(data: Any, source: str = "(inline)") -> SchedulingConfig:
     """Validate parsed YAML; raises ConfigError naming the first bad key."""
     read = _Reader(source)
@@ -533,11 +540,7 @@ def parse_scheduling_config(data: Any, source: str = "(inline)") -> SchedulingCo
     for name, value in reports_value.items():
         key = f"reports.{name}"
         if name not in REPORTS_BY_NAME:
-            close = difflib.get_close_matches(str(name), list(REPORTS_BY_NAME), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise read.error(
-                key, f"unknown report{hint}; the reports are: {', '.join(REPORTS_BY_NAME)}"
-            )
+            raise read.error(key, unknown_report(name))
         reports[name] = _report(read, name, value, key, running)
     late = (
         _late_changes(read, top["late_changes"], running)

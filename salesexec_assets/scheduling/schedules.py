@@ -49,6 +49,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 
+from salesexec_assets.instance import DEFAULT_INSTANCE, Instance
 from salesexec_assets.scheduling.config import (
     ReportScheduling,
     Retry,
@@ -197,11 +198,11 @@ def partition_run_request(
 
 
 def build_schedule_job(
-    group: ScheduleGroup, asset_keys: Sequence[AssetKey]
+    group: ScheduleGroup, asset_keys: Sequence[AssetKey], instance: Instance = DEFAULT_INSTANCE
 ) -> UnresolvedAssetJobDefinition:
     """The job a schedule runs: its reports (and salesexec/leads when they merge)."""
     return define_asset_job(
-        group.job_name,
+        instance.scoped(group.job_name),
         selection=AssetSelection.assets(*asset_keys),
         op_retry_policy=retry_policy(group.retry),
         description=group.description(),
@@ -212,6 +213,7 @@ def build_report_schedule(
     group: ScheduleGroup,
     job: UnresolvedAssetJobDefinition,
     partitions_def: TimeWindowPartitionsDefinition,
+    instance: Instance = DEFAULT_INSTANCE,
 ) -> ScheduleDefinition:
     """The schedule of one group; STOPPED unless its reports say ``default_status: running``."""
     tags = {
@@ -221,7 +223,7 @@ def build_report_schedule(
     }
 
     @schedule(
-        name=group.name,
+        name=instance.scoped(group.name),
         cron_schedule=group.cadence.cron,
         execution_timezone=group.timezone,
         job=job,
@@ -249,6 +251,7 @@ def build_schedules(
     report_keys: Mapping[str, AssetKey],
     partitions_def: TimeWindowPartitionsDefinition,
     leads_key: AssetKey | None,
+    instance: Instance = DEFAULT_INSTANCE,
 ) -> tuple[list[UnresolvedAssetJobDefinition], list[ScheduleDefinition]]:
     """A job and a schedule per group of scheduled reports."""
     jobs, schedules = [], []
@@ -258,7 +261,7 @@ def build_schedules(
             config.for_report(name).update_method is UpdateMethod.MERGE for name in group.reports
         ):
             keys.append(leads_key)
-        job = build_schedule_job(group, keys)
+        job = build_schedule_job(group, keys, instance)
         jobs.append(job)
-        schedules.append(build_report_schedule(group, job, partitions_def))
+        schedules.append(build_report_schedule(group, job, partitions_def, instance))
     return jobs, schedules

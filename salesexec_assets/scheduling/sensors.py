@@ -50,6 +50,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 
 from salesexec_assets.api.contract import REPORTS_BY_NAME, Report
 from salesexec_assets.api.timestamps import TimestampError, parse_api_timestamp
+from salesexec_assets.instance import DEFAULT_INSTANCE, Instance
 from salesexec_assets.partitions import PARTITION_DATE_FORMAT, local_day, today_in
 from salesexec_assets.resources import SalesExecResource
 from salesexec_assets.scheduling.config import LateChanges, Notify, SchedulingConfig
@@ -160,20 +161,22 @@ def _step_errors(context: RunFailureSensorContext) -> list[str]:
     return errors
 
 
-def build_failure_sensor(config: SchedulingConfig) -> SensorDefinition:
+def build_failure_sensor(
+    config: SchedulingConfig, instance: Instance = DEFAULT_INSTANCE
+) -> SensorDefinition:
     """Notify when a run of this code location fails and no retry is left.
 
     Runs Dagster will still retry (``dagster/will_retry``) are only noted; the retry's
     own failure is reported when it comes. Scheduled runs go to their schedule's webhook.
     """
     webhooks: dict[str, Notify] = {
-        group.name: group.retry.notify
+        instance.scoped(group.name): group.retry.notify
         for group in schedule_groups(config)
         if group.retry.notify is not None
     }
 
     @run_failure_sensor(
-        name=FAILURE_SENSOR_NAME,
+        name=instance.scoped(FAILURE_SENSOR_NAME),
         description="When a SalesExec run fails for good (retries exhausted, or a manual run, "
         "which is never retried), log it and POST a JSON message to the webhook configured "
         "under the schedule's retry.notify.",
@@ -333,13 +336,15 @@ class LateChangePlan:
         return keep
 
 
-def build_late_change_job(plan: LateChangePlan) -> UnresolvedAssetJobDefinition:
+def build_late_change_job(
+    plan: LateChangePlan, instance: Instance = DEFAULT_INSTANCE
+) -> UnresolvedAssetJobDefinition:
     """The job late-change runs go to: the configured lead reports (and the merge asset)."""
     keys = [plan.report_keys[name] for name in plan.settings.reports]
     if plan.leads_key is not None and any(n in plan.merge_reports for n in plan.settings.reports):
         keys.append(plan.leads_key)
     return define_asset_job(
-        LATE_CHANGES_JOB_NAME,
+        instance.scoped(LATE_CHANGES_JOB_NAME),
         selection=AssetSelection.assets(*keys),
         description="Re-pulls the partitions of lead reports whose rows changed after they "
         "were loaded (launched by the salesexec_late_changes sensor).",
@@ -347,14 +352,18 @@ def build_late_change_job(plan: LateChangePlan) -> UnresolvedAssetJobDefinition:
 
 
 def build_late_change_sensor(
-    plan: LateChangePlan, job: UnresolvedAssetJobDefinition
+    plan: LateChangePlan,
+    job: UnresolvedAssetJobDefinition,
+    instance: Instance = DEFAULT_INSTANCE,
 ) -> SensorDefinition:
     """The late-change sensor; RUNNING when ``late_changes`` is enabled and says (or the
     file says) ``default_status: running``."""
     settings = plan.settings
+    salesexec_key = instance.salesexec_resource_key
 
     @sensor(
-        name=LATE_CHANGES_SENSOR_NAME,
+        name=instance.scoped(LATE_CHANGES_SENSOR_NAME),
+        required_resource_keys={salesexec_key},
         job=job,
         minimum_interval_seconds=int(settings.poll_every.total_seconds()),
         default_status=sensor_status(settings.starts_running),
@@ -364,9 +373,8 @@ def build_late_change_sensor(
             "instant polled up to."
         ),
     )
-    def salesexec_late_changes(
-        context: SensorEvaluationContext, salesexec: SalesExecResource
-    ) -> SensorResult | SkipReason:
+    def salesexec_late_changes(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        salesexec: SalesExecResource = getattr(context.resources, salesexec_key)
         now = utc_now()
         since = read_cursor(context.cursor) or now - settings.lookback
         start = since - POLL_OVERLAP
@@ -401,7 +409,9 @@ def build_late_change_sensor(
 
 
 def build_freshness(
-    config: SchedulingConfig, report_keys: Mapping[str, AssetKey]
+    config: SchedulingConfig,
+    report_keys: Mapping[str, AssetKey],
+    instance: Instance = DEFAULT_INSTANCE,
 ) -> tuple[list[AssetChecksDefinition], list[SensorDefinition]]:
     """A last-update freshness check per report with ``alert_if_stale_after``, and the
     sensor that evaluates them (none when no report asks for one)."""
@@ -425,7 +435,7 @@ def build_freshness(
         ]
         sensor_def = build_sensor_for_freshness_checks(
             freshness_checks=checks,
-            name=FRESHNESS_SENSOR_NAME,
+            name=instance.scoped(FRESHNESS_SENSOR_NAME),
             default_status=sensor_status(running),
         )
     return checks, [sensor_def]

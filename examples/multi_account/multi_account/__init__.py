@@ -1,0 +1,1 @@
+"""Two SalesExec accounts, one component instance each (``defs/brand_a``, ``defs/brand_b``)."""
