@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from salesexec_assets.warehouse.duckdb_sql import (
     atomic,
     column_definitions,
     evolve_columns,
+    in_dates,
 )
 from salesexec_assets.warehouse.types import ColumnType, coerced_array, page_type, widen
 
@@ -192,6 +193,30 @@ class RowStage:
         self.column_types = evolved  # only now: a rolled-back ALTER must not be remembered
         self.row_count += len(frame)
         self.partitions |= partitions
+
+    def batches(
+        self,
+        values: Mapping[str, str],
+        partitions: Collection[date] | None = None,
+        *,
+        batch_rows: int = 10_000,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The staged rows as tuples of ``values`` (DuckDB expressions over the stage's
+        columns, e.g. from :func:`~salesexec_assets.warehouse.duckdb_sql.staged_values`),
+        in staging order, only of ``partitions`` when given: how rows leave for a
+        destination other than DuckDB."""
+        if not self.row_count:
+            return
+        where, params = "", []
+        if partitions is not None and self.spec.partition_column is not None:
+            where = f" WHERE {in_dates(self.spec.partition_column)}"
+            params = [sorted(partitions)]
+        cursor = self._connection().execute(
+            f"SELECT {', '.join(values.values())} FROM {STAGE_TABLE}{where} ORDER BY rowid",
+            params,
+        )
+        while batch := cursor.fetchmany(batch_rows):
+            yield batch
 
     def partition_rows(self) -> dict[date, int]:
         """How many rows each staged partition holds."""
