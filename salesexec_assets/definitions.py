@@ -19,6 +19,7 @@ from salesexec_assets.scheduling import (
     load_scheduling_config,
 )
 from salesexec_assets.settings import PASSWORD_VAR, USERNAME_VAR, Settings, load_settings
+from salesexec_assets.warehouse.location import WAREHOUSE_PASSWORD_VAR, WAREHOUSE_URL_VAR
 
 
 def build_salesexec_resource(settings: Settings) -> SalesExecResource:
@@ -35,12 +36,25 @@ def build_salesexec_resource(settings: Settings) -> SalesExecResource:
     )
 
 
+def build_warehouse_resource(settings: Settings) -> WarehouseResource:
+    """The destination of the settings; a URL holding a password and the password variable
+    are passed as EnvVar, so the UI and run config show their names, never the secret."""
+    location = settings.warehouse_location
+    password = EnvVar(WAREHOUSE_PASSWORD_VAR) if settings.has_warehouse_password else None
+    if settings.warehouse is None:
+        return WarehouseResource(path=str(settings.duckdb_path))
+    secret_in_url = location.url_password or (location.is_motherduck and "?" in location.database)
+    url = EnvVar(WAREHOUSE_URL_VAR) if secret_in_url else location.display
+    return WarehouseResource(url=url, password=password)
+
+
 def build_definitions(
     settings: Settings, scheduling: SchedulingConfig | None = None
 ) -> Definitions:
     """Everything the code location shows; ``scheduling`` defaults to "all manual"."""
     scheduling = scheduling or SchedulingConfig()
     partitions = build_daily_partitions(settings)
+    destination = settings.warehouse_location
     report_assets = [
         build_report_asset(
             report,
@@ -48,11 +62,14 @@ def build_definitions(
             mode=scheduling.for_report(report.name).write_mode,
             retention_days=scheduling.for_report(report.name).retention_days,
             update_method=scheduling.for_report(report.name).update_method.value,
+            destination=destination,
         )
         for report in REPORTS
     ]
     merge_sources = [REPORTS_BY_NAME[name] for name in scheduling.merge_reports]
-    leads_assets = [build_current_leads_asset(merge_sources, partitions)] if merge_sources else []
+    leads_assets = (
+        [build_current_leads_asset(merge_sources, partitions, destination)] if merge_sources else []
+    )
     all_reports = define_asset_job(
         "all_salesexec_reports",
         selection=AssetSelection.assets(*report_assets, *leads_assets),
@@ -69,7 +86,7 @@ def build_definitions(
         jobs=[all_reports],
         resources={
             "salesexec": build_salesexec_resource(settings),
-            "warehouse": WarehouseResource(path=str(settings.duckdb_path)),
+            "warehouse": build_warehouse_resource(settings),
         },
     )
     return Definitions.merge(

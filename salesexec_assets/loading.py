@@ -33,8 +33,8 @@ from salesexec_assets.records import (
     table_spec,
 )
 from salesexec_assets.warehouse import (
-    DuckDBWarehouse,
     RowStage,
+    Warehouse,
     WriteResult,
     remove_stale_stages,
 )
@@ -127,7 +127,7 @@ def load_report(
     *,
     client: SalesExecClient,
     lead_types: Sequence[tuple[int, str]],
-    warehouse: DuckDBWarehouse,
+    warehouse: Warehouse,
     zone: str,
     mode: WriteMode,
     run_id: str,
