@@ -83,9 +83,23 @@ class _Session:
         return self.stage_tables[0]
 
 
-def _is_lock_error(error: duckdb.Error) -> bool:
+_BEING_CREATED = "not a valid DuckDB database file"
+_CREATION_SECONDS = 10.0  # a file this young that is "not valid" is being created by another run
+
+
+def _is_lock_error(error: duckdb.Error, path: Path | None) -> bool:
+    """Whether another process holds the file: its lock, or it is creating the file right
+    now (two runs opening a new warehouse at once: one sees the other's half-written
+    header, which is a wait, not a corrupt file)."""
     message = str(error)
-    return any(text in message for text in _LOCK_MESSAGES)
+    if any(text in message for text in _LOCK_MESSAGES):
+        return True
+    if _BEING_CREATED in message and path is not None:
+        try:
+            return time.time() - path.stat().st_mtime < _CREATION_SECONDS
+        except FileNotFoundError:
+            return True
+    return False
 
 
 class DuckDBWarehouse(Warehouse):
@@ -150,7 +164,7 @@ class DuckDBWarehouse(Warehouse):
                 con = self._open(read_only=read_only)
                 break
             except duckdb.IOException as error:
-                if not _is_lock_error(error):
+                if not _is_lock_error(error, self.path):
                     raise
                 waited = time.monotonic() - started
                 remaining = self.lock_timeout_seconds - waited

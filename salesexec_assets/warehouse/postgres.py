@@ -196,13 +196,14 @@ class PostgresWarehouse(Warehouse):
 
     @contextmanager
     def _transaction(
-        self, tables: Sequence[TableSpec]
+        self, tables: Sequence[TableSpec], *, create_schemas: bool = True
     ) -> Iterator[tuple[psycopg.Connection, float]]:
         """One transaction holding the tables' advisory locks; yields (connection, seconds
         waited for the locks). Any exception rolls everything back and is re-raised."""
         con = self._connect()
         try:
-            self._create_schemas({spec.schema for spec in tables}, con)
+            if create_schemas:
+                self._create_schemas({spec.schema for spec in tables}, con)
             with con.transaction():
                 con.execute(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_seconds * 1000)}ms'")
                 waited = self._lock_tables(con, tables)
@@ -450,7 +451,7 @@ class PostgresWarehouse(Warehouse):
         if partition is None:
             raise ValueError(f"{spec.qualified_name} has no partition column")
         column = quote(partition)
-        with self._transaction([spec]) as (con, _):
+        with self._transaction([spec], create_schemas=False) as (con, _):
             if not self._read_columns(con, spec):
                 return ()
             dropped = tuple(
@@ -493,14 +494,41 @@ class PostgresWarehouse(Warehouse):
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         with self._read_connection() as con, con.cursor() as cursor:
             cursor.execute(qmark_to_pyformat(sql), list(params))
-            if cursor.description is None:
-                return pd.DataFrame()
-            names = [column.name for column in cursor.description]
-            return pd.DataFrame(cursor.fetchall(), columns=names)
+            return _frame(cursor)
 
     def table_columns(self, spec: TableSpec) -> dict[str, str]:
         with self._read_connection() as con:
             return self._read_columns(con, spec)
+
+
+# pandas dtypes of query results by Postgres type, as DuckDB's ``.df()`` gives them for the
+# same columns, so that ``query()`` returns the same frame on both backends
+_FRAME_DTYPES = {
+    "int2": "Int64",
+    "int4": "Int64",
+    "int8": "Int64",
+    "float4": "float64",
+    "float8": "float64",
+    "numeric": "float64",
+    "date": "datetime64[us]",
+    "timestamp": "datetime64[us]",
+}
+
+
+def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
+    """A query's rows as a DataFrame typed like DuckDB's (nullable integers, NaT...)."""
+    if cursor.description is None:
+        return pd.DataFrame()
+    rows = cursor.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(cursor.description)
+    data = {}
+    for column, values in zip(cursor.description, columns, strict=True):
+        info = psycopg.postgres.types.get(column.type_code)
+        dtype = _FRAME_DTYPES.get(info.name if info else "")
+        if dtype == "float64":
+            values = tuple(float("nan") if value is None else float(value) for value in values)
+        data[column.name] = pd.Series(list(values), dtype=dtype or object)
+    return pd.DataFrame(data)
 
 
 def _copy_type(kind: ColumnType) -> str:
