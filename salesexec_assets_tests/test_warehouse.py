@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -783,3 +784,141 @@ def test_staged_rows_of_the_selected_partitions_must_be_inside_the_replaced_ones
                 run_id="r",
                 loaded_at=LOADED_AT,
             )
+
+
+# ----------------------------------------------------------------- companions (quarantine)
+
+QUARANTINE = TableSpec(
+    "salesexec",
+    "all_leads__quarantine",
+    {"reason": ColumnType.VARCHAR, "partition_date": ColumnType.DATE},
+)
+
+
+def write_with_quarantine(warehouse: Warehouse, stage_dir: Path, uids: list[int], **kwargs: Any):
+    with RowStage(SPEC, stage_dir) as stage, RowStage(QUARANTINE, stage_dir) as rejected:
+        stage.add([lead(uid, DAY1) for uid in uids])
+        rejected.add([{"reason": f"bad {uid}", "partition_date": DAY1} for uid in uids])
+        return warehouse.write(
+            stage,
+            replace_partitions=[DAY1],
+            companions=[rejected],
+            run_id="r",
+            loaded_at=LOADED_AT,
+            **kwargs,
+        )
+
+
+def test_rows_and_their_quarantine_are_written_in_one_transaction(warehouse, stage_dir):
+    write_with_quarantine(warehouse, stage_dir, [1, 2])
+    before = data_rows(warehouse), data_rows(warehouse, QUARANTINE.qualified_name)
+
+    def break_the_quarantine_table(con: Any) -> None:
+        # runs after the rows' delete: the quarantine table is swapped for a view, so its
+        # write (which comes after the rows' insert) fails inside the same transaction
+        con.execute(f"ALTER TABLE {QUARANTINE.qualified_name} RENAME TO moved")
+        con.execute(f"CREATE VIEW {QUARANTINE.qualified_name} AS SELECT 1 AS reason")
+
+    with pytest.raises(Exception):  # noqa: B017 (the database's own error, either backend)
+        write_with_quarantine(warehouse, stage_dir, [3], before_insert=break_the_quarantine_table)
+
+    # the rows' delete and insert were undone with the quarantine's failure
+    after = data_rows(warehouse), data_rows(warehouse, QUARANTINE.qualified_name)
+    pd.testing.assert_frame_equal(after[0], before[0])
+    pd.testing.assert_frame_equal(after[1], before[1])
+    result = write_with_quarantine(warehouse, stage_dir, [4])
+    assert (result.rows_written, result.rows_deleted) == (1, 2)
+    assert data_rows(warehouse, QUARANTINE.qualified_name)["reason"].tolist() == ["bad 4"]
+
+
+# ----------------------------------------------------------------- Postgres: table locks
+
+
+def hold_table_lock(destination: Destination, table: str) -> Any:
+    """A second connection holding ``table``'s advisory lock, as a concurrent writer does
+    (release it with ``.close()``)."""
+    assert destination.server is not None
+    con = destination.server.connect(destination.location.database)
+    con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["salesexec-assets:" + table])
+    return con
+
+
+@ONLY_POSTGRES
+def test_a_postgres_write_waits_for_the_tables_lock_logs_it_and_then_succeeds(
+    destination, warehouse, stage_dir, caplog
+):
+    caplog.set_level(logging.INFO, logger="salesexec_assets.warehouse")
+    holder = hold_table_lock(destination, "salesexec.all_leads")
+    threading.Timer(1.5, holder.close).start()
+
+    result = write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+
+    assert result.rows_written == 1
+    assert 1.0 < result.lock_wait_seconds < 20
+    waits = [r.getMessage() for r in caplog.records if "another run" in r.getMessage()]
+    assert waits and "salesexec.all_leads" in waits[0] and "waiting up to 30 s" in waits[0]
+    assert destination.password not in caplog.text
+
+
+@ONLY_POSTGRES
+def test_a_postgres_lock_wait_is_bounded_and_other_tables_write_meanwhile(destination, stage_dir):
+    impatient = destination.location.open(password=destination.password, lock_timeout_seconds=0.5)
+    holder = hold_table_lock(destination, "salesexec.all_leads")
+    try:
+        started = time.monotonic()
+        with pytest.raises(WarehouseLockTimeout) as raised:
+            write_rows(impatient, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+        assert time.monotonic() - started < 10
+        message = str(raised.value)
+        assert "salesexec.all_leads" in message and re.search(r"after waiting \d+\.\d s", message)
+        assert destination.password not in message
+        # another table is not held up by that lock
+        other = TableSpec("salesexec", "all_actions", {"lead_uid": ColumnType.BIGINT})
+        assert (
+            write_rows(
+                impatient,
+                stage_dir,
+                [[{"lead_uid": 1, "partition_date": DAY1}]],
+                replace=[DAY1],
+                spec=other,
+            ).rows_written
+            == 1
+        )
+    finally:
+        holder.close()
+    assert impatient.table_columns(SPEC) == {}  # the timed-out write changed nothing
+
+
+# ----------------------------------------------------------------- stale stages
+
+
+def test_stale_stage_cleanup_ignores_stages_other_runs_remove_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run closes (removes) its stage between our listing and our stat: the
+    cleanup goes on, removes the stale stage and never fails."""
+    stale = RowStage(SPEC, tmp_path)
+    stale.add([lead(1, DAY1)])
+    stale.release()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in [stale.path.parent, *stale.path.parent.iterdir()]:
+        os.utime(path, (two_days_ago, two_days_ago))
+    vanishing = [RowStage(SPEC, tmp_path) for _ in range(2)]
+    for stage in vanishing:
+        stage.add([lead(2, DAY1)])
+    real_iterdir = Path.iterdir
+
+    def iterdir_while_other_runs_finish(self: Path) -> Iterator[Path]:
+        listed = list(real_iterdir(self))
+        # another run ends right after its stage was listed: its files and directory go
+        for stage in vanishing:
+            if self == stage.path.parent:
+                stage.close()
+        yield from listed
+
+    monkeypatch.setattr(Path, "iterdir", iterdir_while_other_runs_finish)
+    removed = remove_stale_stages(tmp_path)
+    monkeypatch.undo()
+
+    assert removed == [stale.path.parent]
+    assert list(tmp_path.iterdir()) == []
