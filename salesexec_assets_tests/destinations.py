@@ -61,16 +61,17 @@ class Destination:
         return self.server.password if self.server else None
 
     def resource_config(self, **config: Any) -> dict[str, Any]:
-        """The warehouse resource's config naming this destination (for run config)."""
+        """The warehouse resource's config naming this destination (for run config); the
+        password stays in the environment (``env``), never in run config."""
         where = {"path": str(self.path)} if self.path else {"url": self.location.display}
-        return {**where, **({"password": self.password} if self.password else {}), **config}
+        return {**where, **config}
 
     def run_config(self, **config: Any) -> dict[str, Any]:
         """Run config whose warehouse resource writes here, with ``config`` added."""
         return {"resources": {"warehouse": {"config": self.resource_config(**config)}}}
 
     def resource(self, **config: Any) -> WarehouseResource:
-        return WarehouseResource(**self.resource_config(**config))
+        return WarehouseResource(**self.resource_config(password=self.password, **config))
 
     def warehouse(self) -> Warehouse:
         return self.location.open(password=self.password)

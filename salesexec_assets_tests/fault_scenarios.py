@@ -4,8 +4,9 @@
 same functions at any scale, so the figures of both come from one code path. Nothing of
 the product is mocked: the sandbox is a real HTTP server on loopback, the runs go through
 ``dagster asset materialize`` (a subprocess) or Dagster's Python API, and the tables are
-real DuckDB files, read back and compared with the sandbox's ground truth row for row and
-value for value.
+real DuckDB files (or databases on the real Postgres test server, for the scenarios
+parametrized by destination), read back and compared with the sandbox's ground truth row
+for row and value for value.
 
 Each scenario adds what it did to ``lab.figures`` as it goes, then checks its promise
 with ``assert``: a broken promise raises AssertionError after its figures were counted
@@ -27,8 +28,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,8 +57,11 @@ from salesexec_assets.records import QUARANTINE_SUFFIX, key_columns, table_spec
 from salesexec_assets.sandbox import Faults, SandboxConfig, SandboxData, SandboxServer, run_sandbox
 from salesexec_assets.settings import LEAD_TYPE_UIDS_VAR, START_DATE_VAR, TIMEZONE_VAR
 from salesexec_assets.warehouse import DuckDBWarehouse, RowStage
+from salesexec_assets.warehouse.postgres import LOCK_NAMESPACE
 from salesexec_assets_tests.conftest import SANDBOX_PASSWORD, execute_assets, point_environment
+from salesexec_assets_tests.destinations import DUCKDB, POSTGRES, Destination
 from salesexec_assets_tests.figures import Figures
+from salesexec_assets_tests.postgres_server import PostgresServer
 from salesexec_assets_tests.test_asset_cli import (
     CLI_TIMEOUT_SECONDS,
     IN_PROCESS,
@@ -148,6 +152,11 @@ class SecretScan:
         self._servers: list[SandboxServer] = []
         self._texts: list[tuple[str, str]] = []
 
+    def add_secret(self, secret: str) -> None:
+        """One more value that must never show up (a database password)."""
+        if secret not in self._secrets:
+            self._secrets = (*self._secrets, secret)
+
     def watch(self, server: SandboxServer) -> None:
         self._servers.append(server)
 
@@ -166,8 +175,19 @@ class SecretScan:
                 "\n".join(serialize_value(event) for event in events),
             )
 
-    def add_warehouse(self, path: Path) -> None:
-        """Every value of every table of a DuckDB file, as text."""
+    def add_warehouse(self, path: Target) -> None:
+        """Every value of every table of a DuckDB file (or a Postgres database), as text."""
+        if isinstance(path, Destination):
+            assert path.server is not None
+            with path.server.connect(path.location.database) as con:
+                tables = con.execute(
+                    "SELECT table_schema, table_name FROM information_schema.tables "
+                    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+                ).fetchall()
+                for schema, table in tables:
+                    rows = con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
+                    self.add(f"{path.location.database} {schema}.{table}", repr(rows))
+            return
         if not path.exists():
             return
         con = duckdb.connect(str(path), read_only=True)
@@ -423,9 +443,12 @@ class CliProcess:
             return sum(1 for line in self.lines if regex.search(line)) >= count
 
         with self._changed:
-            return self._changed.wait_for(
-                lambda: enough() or not self._reader.is_alive(), timeout=timeout
-            ) and enough()
+            return (
+                self._changed.wait_for(
+                    lambda: enough() or not self._reader.is_alive(), timeout=timeout
+                )
+                and enough()
+            )
 
     def kill(self) -> None:
         """SIGKILL, to this process only: no handler, no cleanup, as a crash or an OOM kill."""
@@ -445,13 +468,26 @@ class CliProcess:
 # --- the lab --------------------------------------------------------------------------------
 
 
+# Where a scenario's tables go: a DuckDB file, or a database on the Postgres test server.
+Target = Path | Destination
+# What a writer waiting for another logs, per destination
+LOCK_WAIT_MESSAGES = {DUCKDB: LOCKED_MESSAGE, POSTGRES: "is being written by another run"}
+
+
+def target_environment(target: Target) -> dict[str, str]:
+    """The variables that point the project at ``target``."""
+    if isinstance(target, Destination):
+        return dict(target.env)
+    return {"SALESEXEC_DUCKDB_PATH": str(target)}
+
+
 @dataclass(frozen=True)
 class Materialize:
     """One run to launch: ``reports`` over ``days`` (one day, or a range in one run), read
     from ``source`` (a sandbox, a proxy, any ``base_url``), written to ``path``."""
 
     source: Any
-    path: Path
+    path: Target
     reports: Sequence[Report]
     days: Sequence[date]
     config: dict[str, Any] | None = None  # run config (the CLI adds in-process execution)
@@ -480,15 +516,20 @@ def partition_arguments(days: Sequence[date]) -> dict[str, Any]:
 
 
 def resources_config(
-    path: Path | None = None, *, chunk_days: int | None = None, **client: Any
+    path: Target | None = None, *, chunk_days: int | None = None, **client: Any
 ) -> dict[str, Any]:
-    """Run config for the resources. The warehouse's must name its path again: run config
-    replaces a resource's configuration whole."""
+    """Run config for the resources. The warehouse's names its destination again (a
+    Postgres password comes from the environment, never from run config)."""
     resources: dict[str, Any] = {}
     if client:
         resources["salesexec"] = {"config": client}
     if path is not None:
-        warehouse = {"path": str(path), **({"chunk_days": chunk_days} if chunk_days else {})}
+        extra = {"chunk_days": chunk_days} if chunk_days else {}
+        warehouse = (
+            path.resource_config(**extra)
+            if isinstance(path, Destination)
+            else {"path": str(path), **extra}
+        )
         resources["warehouse"] = {"config": warehouse}
     return {"resources": resources} if resources else {}
 
@@ -512,6 +553,9 @@ class Lab:
         self._home: Path | None = None
         self._processes: list[CliProcess] = []
         self._seed_file: Path | None = None
+        self._databases: list[Destination] = []
+        # the session's Postgres server, started when a scenario first asks for a database
+        self.postgres: Callable[[], PostgresServer] | None = None
 
     def __enter__(self) -> Lab:
         self.instance = self._stack.enter_context(DagsterInstance.ephemeral())
@@ -541,6 +585,20 @@ class Lab:
         path = self.root / f"{name}.duckdb"
         self._files.append(path)
         return path
+
+    def target(self, name: str, kind: str = DUCKDB) -> Target:
+        """Where a scenario writes: a warehouse file, or (``kind="postgres"``) a fresh
+        database on the Postgres test server; scanned for secrets at the end, and the
+        database password is one of the secrets."""
+        if kind == DUCKDB:
+            return self.file(name)
+        assert self.postgres is not None, "this lab has no Postgres server"
+        server = self.postgres()
+        database = server.create_database(f"lab_{name.replace('-', '_')}_{len(self._databases)}")
+        self.secrets.add_secret(server.password)
+        destination = Destination.postgres(server, database)
+        self._databases.append(destination)
+        return destination
 
     def seeded_file(self, name: str) -> Path:
         """A warehouse file that already holds All Leads for ``days(2)`` (a copy of one
@@ -575,8 +633,8 @@ class Lab:
             match = _RUN_ID.search(process.output)
             return Outcome(code == 0, process.output, match[1] if match else "")
         with pytest.MonkeyPatch.context() as patch:
-            point_environment(patch, job.source, job.path)
-            for name, value in (job.env or {}).items():
+            point_environment(patch, job.source, self.root / "unused.duckdb")
+            for name, value in {**target_environment(job.path), **(job.env or {})}.items():
                 patch.setenv(name, value)
             result = execute_assets(
                 self.instance,
@@ -605,7 +663,8 @@ class Lab:
             json.dumps({**IN_PROCESS, **(job.config or {})}),
         )
         environment = {
-            **cli_environment(job.source, job.path, self.dagster_home),
+            **cli_environment(job.source, self.root / "unused.duckdb", self.dagster_home),
+            **target_environment(job.path),
             **(job.env or {}),
         }
         process = CliProcess(command, environment, self.root)
@@ -633,7 +692,7 @@ class Lab:
             if self._home is not None:
                 with self.cli_instance() as instance:
                     self.secrets.add_instance(instance, "cli")
-            for path in self._files:
+            for path in [*self._files, *self._databases]:
                 self.secrets.add_warehouse(path)
         finally:
             self._close()
@@ -681,7 +740,7 @@ class Lab:
 
 def compare_with_truth(
     lab: Lab,
-    path: Path,
+    path: Target,
     server: SandboxServer,
     reports: Iterable[Report],
     days: Sequence[date],
@@ -711,7 +770,7 @@ def compare_with_truth(
             raise AssertionError(f"{report.name}: {error}") from None
 
 
-def compare_awaiting_import(lab: Lab, path: Path, server: SandboxServer, day: date) -> None:
+def compare_awaiting_import(lab: Lab, path: Target, server: SandboxServer, day: date) -> None:
     """One snapshot per lead type, each with the sandbox's count for its AsOfUtc."""
     stored = stored_rows(path, AWAITING_IMPORT.name)
     as_of = {row["lead_type_uid"]: row["as_of_utc"] for row in stored}
@@ -756,7 +815,7 @@ def versions_as_read(server: SandboxServer, order: Sequence[str]) -> dict[str, i
     }
 
 
-def partitions_of(path: Path, report: Report) -> dict[date, list[dict[str, Any]]]:
+def partitions_of(path: Target, report: Report) -> dict[date, list[dict[str, Any]]]:
     """Each stored partition's rows, load stamps included, in a stable order."""
     days: dict[date, list[dict[str, Any]]] = {}
     for row in stored_rows(path, report.name, with_metadata=True):
@@ -766,7 +825,7 @@ def partitions_of(path: Path, report: Report) -> dict[date, list[dict[str, Any]]
 
 def assert_crash_left_whole_partitions(
     lab: Lab,
-    path: Path,
+    path: Target,
     server: SandboxServer,
     report: Report,
     before: Mapping[date, list[dict[str, Any]]],
@@ -793,7 +852,7 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def whole_tables(path: Path, reports: Iterable[Report]) -> dict[str, list[dict[str, Any]]]:
+def whole_tables(path: Target, reports: Iterable[Report]) -> dict[str, list[dict[str, Any]]]:
     """Every row with its load stamps, report by report, in a stable order."""
     return {
         report.name: sorted_rows(stored_rows(path, report.name, with_metadata=True))
@@ -892,15 +951,16 @@ def last_lead_type(server: SandboxServer) -> str:
     return f"{uid} ({name})"
 
 
-def kill_and_rerun(lab: Lab) -> None:
+def kill_and_rerun(lab: Lab, kind: str = DUCKDB) -> None:
     """kill -9 ``dagster asset materialize`` at random moments (during pulls, right at
-    writes), and once between a COMMIT and DuckDB's checkpoint. Between the kill and the
-    re-run, the file (its WAL replayed by a read-only open) holds whole partitions only
-    and lost none; the re-run restores the truth and checks the WAL in."""
+    writes), and, for DuckDB, once between a COMMIT and DuckDB's checkpoint. Between the
+    kill and the re-run, the destination (a DuckDB file with its WAL replayed by a
+    read-only open, or a Postgres database whose server rolled the killed transaction
+    back) holds whole partitions only and lost none; the re-run restores the truth."""
     reports = (ALL_ACTIONS, ALL_LEADS)  # run in this order
     days = lab.days(lab.scale.partitions)
     server = lab.sandbox(latency_ms=KILL_LATENCY_MS)
-    path = lab.file("killed")
+    path = lab.target("killed", kind)
     per_day = resources_config(path, chunk_days=1)  # a transaction per day: many to hit
     job = Materialize(server, path, reports, days, per_day)
     baseline = lab.run(replace(job, days=days[: len(days) // 2]))
@@ -912,7 +972,7 @@ def kill_and_rerun(lab: Lab) -> None:
         struck = reports[lab.rng.randrange(len(reports))]
         landed = _strike(lab, process, target, struck, len(days), last_lead_type(server))
         lab.injected(1)
-        wal = wal_of(path).exists()
+        wal = isinstance(path, Path) and wal_of(path).exists()
         notes = [
             assert_crash_left_whole_partitions(lab, path, server, report, before[report.name])
             for report in reports
@@ -920,8 +980,10 @@ def kill_and_rerun(lab: Lab) -> None:
         rerun = lab.run(job)
         assert rerun.success, rerun.text
         compare_with_truth(lab, path, server, reports, days)
-        lab.notes.append(f"{landed}; WAL left: {wal}; " + "; ".join(notes))
+        lab.notes.append(f"{kind}: {landed}; WAL left: {wal}; " + "; ".join(notes))
         lab.survived(1)
+    if not isinstance(path, Path):
+        return  # the WAL and its checkpoint are DuckDB's
     kill_between_commit_and_checkpoint(lab, server, path, days[0])
     rerun = lab.run(job)
     assert rerun.success, rerun.text
@@ -992,37 +1054,59 @@ def commit_then_die(path: str, day: str, leads_per_day: int, seed: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def parallel_writers(lab: Lab) -> None:
+def parallel_writers(lab: Lab, kind: str = DUCKDB) -> None:
     """Several CLI processes write different partitions of the same five reports into
-    one DuckDB file at once (all made to collide on its lock): all succeed, and the file
-    holds the truth of every partition, once."""
+    one destination at once (all made to collide: on the DuckDB file's lock, or on the
+    Postgres tables' advisory locks): all succeed, and the destination holds the truth of
+    every partition, once."""
     writers = lab.scale.writers
     per_writer = max(1, lab.scale.partitions // writers)
     days = lab.days(per_writer * writers)
     server = lab.sandbox(latency_ms=5, p5xx=0.02)
-    path = lab.file("parallel")
-    config = resources_config(**FAST_RETRIES)
-    # Hold the file's write lock while the writers start: each must wait for it, and then
-    # for the others. The collision is certain, not left to timing.
-    holder = duckdb.connect(str(path))
-    try:
+    path = lab.target("parallel", kind)
+    config = resources_config(path, **FAST_RETRIES)
+    waiting = LOCK_WAIT_MESSAGES[kind]
+    # Hold the destination's write locks while the writers start: each must wait for
+    # them, and then for the others. The collision is certain, not left to timing.
+    with hold_write_locks(path, DAY_REPORTS):
         processes = [
             lab.start_cli(Materialize(server, path, DAY_REPORTS, group, config))
             for group in (days[n * per_writer : (n + 1) * per_writer] for n in range(writers))
         ]
         for process in processes:
-            process.wait_for(LOCKED_MESSAGE)
-    finally:
-        holder.close()
+            process.wait_for(waiting)
     codes = [process.wait() for process in processes]
-    lock_waits = sum(process.output.count(LOCKED_MESSAGE) for process in processes)
+    lock_waits = sum(process.output.count(waiting) for process in processes)
     injected = lab.injected(lock_waits + sum(server.fault_counts.values()))
     for code, process in zip(codes, processes, strict=True):
         assert code == 0, process.output[-5000:]
-        assert LOCKED_MESSAGE in process.output
+        assert waiting in process.output
     compare_with_truth(lab, path, server, DAY_REPORTS, days)
-    lab.notes.append(f"{writers} parallel writers waited for the lock {lock_waits} times")
+    lab.notes.append(f"{writers} parallel writers into {kind} waited {lock_waits} times")
     lab.survived(injected)
+
+
+@contextmanager
+def hold_write_locks(target: Target, reports: Iterable[Report]) -> Iterator[None]:
+    """Hold what a writer of ``reports`` must wait for: the DuckDB file's lock, or each
+    report's (and its quarantine's) advisory lock in Postgres, until the block ends."""
+    if isinstance(target, Path):
+        holder = duckdb.connect(str(target))
+        try:
+            yield
+        finally:
+            holder.close()
+        return
+    assert target.server is not None
+    with target.server.connect(target.location.database) as con:
+        for report in reports:
+            for table in (report.name, report.name + QUARANTINE_SUFFIX):
+                con.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                    [f"{LOCK_NAMESPACE}salesexec.{table}"],
+                )
+        yield
+        con.rollback()
 
 
 EXHAUSTED_ENDPOINTS = {
@@ -1085,9 +1169,7 @@ def malformed_settings(lab: Lab) -> None:
     digest = file_digest(path)
     processes = {
         case: lab.start_cli(
-            Materialize(
-                server, path, [ALL_LEADS], days, resources_config(path, **config), env
-            )
+            Materialize(server, path, [ALL_LEADS], days, resources_config(path, **config), env)
         )
         for case, (env, config, _) in BAD_SETTINGS.items()
     }
@@ -1222,4 +1304,3 @@ SCENARIOS: dict[str, Callable[[Lab], None]] = {
     "bad base URL or password": lambda lab: _run_each(lab, bad_base_url, BAD_BASE_URLS),
     "bad records": bad_records,
 }
-
