@@ -238,3 +238,14 @@ def test_asset_kinds_and_table_names_name_the_destination(
         assert table == destination.location.table_name(table_spec(report))
         if destination.kind == "postgres":
             assert table == f"{destination.location.database}.salesexec.{report.name}"
+
+
+def test_libpqs_own_pgpassword_is_used_when_no_password_is_configured(
+    postgres_server: PostgresServer, postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    settings = load_settings({URL_VAR: postgres_server.url(postgres_database)})
+    assert settings.warehouse_location.kind == "postgres"
+    assert not settings.has_warehouse_password
+    warehouse = WarehouseResource(url=postgres_server.url(postgres_database)).get_warehouse()
+    assert warehouse.query("SELECT 1 AS one")["one"].tolist() == [1]
