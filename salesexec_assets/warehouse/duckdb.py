@@ -393,12 +393,8 @@ class DuckDBWarehouse(Warehouse):
         run_id: str,
         loaded_at: datetime,
     ) -> WriteResult:
-        """Merge the stage into a current-state table holding one row per ``key``.
-
-        Per key the row with the greatest ``newest_by`` wins (NULL counts as oldest); on
-        a tie the incoming row wins, so re-running the same rows changes nothing but
-        ``_loaded_at``/``_run_id``. Among staged rows of one key the later-staged wins a tie.
-        """
+        """See :meth:`Warehouse.upsert`; the newest staged row per key is picked in a
+        temporary table, then replaces older stored rows in the same transaction."""
         self._check_name(target)
         self.check_upsert_columns(stage, key, newest_by)
         table = target.qualified_name

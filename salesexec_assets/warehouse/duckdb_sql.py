@@ -11,7 +11,12 @@ from typing import Any
 import duckdb
 
 from salesexec_assets.warehouse.base import LOADED_AT_COLUMN, RUN_ID_COLUMN, quote
-from salesexec_assets.warehouse.types import EXACT_INTEGERS, ColumnType, plan_evolution
+from salesexec_assets.warehouse.types import (
+    EXACT_INTEGERS,
+    ColumnType,
+    evolution_report,
+    plan_evolution,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,11 +85,7 @@ def evolve_columns(
             f"ALTER TABLE {table_sql} ALTER COLUMN {quote(name)} "
             f"SET DATA TYPE {target.value}{using}"
         )
-    return (
-        types,
-        [name for name, _ in added],
-        [(name, have.value, target.value) for name, have, target in widened],
-    )
+    return (types, *evolution_report(added, widened))
 
 
 def in_dates(column: str) -> str:

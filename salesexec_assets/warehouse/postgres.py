@@ -32,6 +32,7 @@ import pandas as pd
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.pq import Format
 from psycopg.types.string import TextLoader
 
@@ -53,6 +54,7 @@ from salesexec_assets.warehouse.types import (
     POSTGRES_TYPES,
     ColumnType,
     column_type_of,
+    evolution_report,
     naive_utc,
     plan_evolution,
 )
@@ -145,7 +147,8 @@ def describe_connection_error(location: WarehouseLocation, error: Exception) -> 
 
 
 class PostgresWarehouse(Warehouse):
-    """A Postgres database; one connection per write, closed after it."""
+    """A Postgres database, through one connection per warehouse object (opened on first
+    use, reused by every write and read, reopened if it broke; ``close()`` ends it)."""
 
     kind = "postgres"
 
@@ -161,7 +164,7 @@ class PostgresWarehouse(Warehouse):
         self._password = password
         self.lock_timeout_seconds = lock_timeout_seconds
         self.logger = logger or _LOGGER
-        self._reader: psycopg.Connection | None = None  # see reading()
+        self._con: psycopg.Connection | None = None  # one per warehouse, reused
 
     def __repr__(self) -> str:
         return f"PostgresWarehouse({self.destination!r})"
@@ -190,6 +193,18 @@ class PostgresWarehouse(Warehouse):
         con.adapters.register_loader("json", TextLoader)
         return con
 
+    def _connection(self) -> psycopg.Connection:
+        """This warehouse's connection, opened on first use and reused (a connect costs
+        a round trip and a password exchange), reopened when it broke."""
+        if self._con is None or self._con.closed or self._con.broken:
+            self._con = self._connect()
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
     def check_connection(self) -> None:
         with self._connect() as con:
             con.execute("SELECT 1")
@@ -200,7 +215,7 @@ class PostgresWarehouse(Warehouse):
     ) -> Iterator[tuple[psycopg.Connection, float]]:
         """One transaction holding the tables' advisory locks; yields (connection, seconds
         waited for the locks). Any exception rolls everything back and is re-raised."""
-        con = self._connect()
+        con = self._connection()
         try:
             if create_schemas:
                 self._create_schemas({spec.schema for spec in tables}, con)
@@ -213,8 +228,6 @@ class PostgresWarehouse(Warehouse):
                 f"a table in {self.destination} stayed locked by another writer or reader "
                 f"beyond the lock timeout ({self.lock_timeout_seconds:g} s): {error}"
             ) from error
-        finally:
-            con.close()
 
     def _create_schemas(self, schemas: Collection[str], con: psycopg.Connection) -> None:
         """Create missing schemas, each in its own short transaction under a lock (two
@@ -291,11 +304,7 @@ class PostgresWarehouse(Warehouse):
                 f"ALTER TABLE {spec.qualified_name} ALTER COLUMN {quote(name)} TYPE {target_sql} "
                 f"USING {widened_value(quote(name), have, target, target_sql)}"
             )
-        return (
-            types,
-            [name for name, _ in added],
-            [(name, have.value, target.value) for name, have, target in widened],
-        )
+        return (types, *evolution_report(added, widened))
 
     # ----------------------------------------------------------------- rows
 
@@ -313,24 +322,31 @@ class PostgresWarehouse(Warehouse):
         """Binary COPY of the staged rows (of ``partitions``) into ``table_sql``, converted
         to the table's ``types`` while DuckDB reads them; ``extra`` columns get one value
         each (the load stamps); ``with_order`` adds the staging order as ``_ord``."""
-        values = staged_values(stage.column_types, types)
+        values = dict(staged_values(stage.column_types, types))
         by_key = {name.lower(): kind for name, kind in types.items()}
         column_types = [by_key[name.lower()] for name in values]
         if with_order:
             values = {**values, "_ord": "rowid"}
             column_types.append(ColumnType.BIGINT)
-        names = [*values, *extra]
+        # the load stamps are constants of the stage's SELECT: no per-row work here
+        values.update({name: f"CAST(? AS {kind.value})" for name, (kind, _) in extra.items()})
         column_types += [kind for kind, _ in extra.values()]
-        constants = tuple(value for _, value in extra.values())
-        columns = ", ".join(quote(name) for name in names)
+        constants = [value for _, value in extra.values()]
+        columns = ", ".join(quote(name) for name in values)
         written = 0
         with con.cursor() as cursor:
             cursor.adapters.register_dumper(_JsonText, _JsonbTextBinaryDumper)
-            with cursor.copy(f"COPY {table_sql} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            statement = f"COPY {table_sql} ({columns}) FROM STDIN (FORMAT BINARY)"
+            # the network sends run in psycopg's writer thread, while this one reads the
+            # stage and formats rows (measured: benchmarks/RESULTS.md)
+            with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
                 copy.set_types([_copy_type(kind) for kind in column_types])
-                for batch in stage.batches(values, partitions, batch_rows=COPY_BATCH_ROWS):
+                batches = stage.batches(
+                    values, partitions, params=constants, batch_rows=COPY_BATCH_ROWS
+                )
+                for batch in batches:
                     for row in batch:
-                        copy.write_row(row + constants)
+                        copy.write_row(row)
                     written += len(batch)
         return written
 
@@ -470,26 +486,9 @@ class PostgresWarehouse(Warehouse):
     # ----------------------------------------------------------------- reads
 
     @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Serve the reads made inside from one connection (a connect costs a round trip
-        and a password exchange; a run's checks and metadata make a dozen reads)."""
-        if self._reader is not None:
-            yield
-            return
-        with self._connect() as con:
-            self._reader = con
-            try:
-                yield
-            finally:
-                self._reader = None
-
-    @contextmanager
     def _read_connection(self) -> Iterator[psycopg.Connection]:
-        if self._reader is not None:
-            yield self._reader
-            return
-        with self._connect() as con:
-            yield con
+        """Reads share the warehouse's one connection (``reading()`` needs no more)."""
+        yield self._connection()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         with self._read_connection() as con, con.cursor() as cursor:

@@ -199,21 +199,22 @@ class RowStage:
         values: Mapping[str, str],
         partitions: Collection[date] | None = None,
         *,
+        params: Sequence[Any] = (),
         batch_rows: int = 10_000,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """The staged rows as tuples of ``values`` (DuckDB expressions over the stage's
-        columns, e.g. from :func:`~salesexec_assets.warehouse.duckdb_sql.staged_values`),
-        in staging order, only of ``partitions`` when given: how rows leave for a
-        destination other than DuckDB."""
+        columns, e.g. from :func:`~salesexec_assets.warehouse.duckdb_sql.staged_values`;
+        ``params`` fill their ``?``), in staging order, only of ``partitions`` when given:
+        how rows leave for a destination other than DuckDB."""
         if not self.row_count:
             return
-        where, params = "", []
+        where, where_params = "", []
         if partitions is not None and self.spec.partition_column is not None:
             where = f" WHERE {in_dates(self.spec.partition_column)}"
-            params = [sorted(partitions)]
+            where_params = [sorted(partitions)]
         cursor = self._connection().execute(
             f"SELECT {', '.join(values.values())} FROM {STAGE_TABLE}{where} ORDER BY rowid",
-            params,
+            [*params, *where_params],
         )
         while batch := cursor.fetchmany(batch_rows):
             yield batch

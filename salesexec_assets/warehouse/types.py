@@ -367,3 +367,11 @@ def plan_evolution(
             types[existing] = target
             widened.append((existing, have, target))
     return types, added, widened
+
+
+def evolution_report(
+    added: list[tuple[str, ColumnType]], widened: list[tuple[str, ColumnType, ColumnType]]
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """What :func:`plan_evolution` changed, as write results report it: the added names,
+    and (column, from, to) widenings by type name."""
+    return [name for name, _ in added], [(n, have.value, to.value) for n, have, to in widened]
