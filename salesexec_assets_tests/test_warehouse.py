@@ -855,6 +855,7 @@ def test_a_postgres_write_waits_for_the_tables_lock_logs_it_and_then_succeeds(
 
     assert result.rows_written == 1
     assert 1.0 < result.lock_wait_seconds < 20
+    assert result.lock_attempts == 2  # the try, then the wait
     waits = [r.getMessage() for r in caplog.records if "another run" in r.getMessage()]
     assert waits and "salesexec.all_leads" in waits[0] and "waiting up to 30 s" in waits[0]
     assert destination.password not in caplog.text

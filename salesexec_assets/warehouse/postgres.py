@@ -212,17 +212,16 @@ class PostgresWarehouse(Warehouse):
     @contextmanager
     def _transaction(
         self, tables: Sequence[TableSpec], *, create_schemas: bool = True
-    ) -> Iterator[tuple[psycopg.Connection, float]]:
+    ) -> Iterator[tuple[psycopg.Connection, float, int]]:
         """One transaction holding the tables' advisory locks; yields (connection, seconds
-        waited for the locks). Any exception rolls everything back and is re-raised."""
+        waited for the locks, lock attempts). Any exception rolls everything back."""
         con = self._connection()
         try:
             if create_schemas:
                 self._create_schemas({spec.schema for spec in tables}, con)
             with con.transaction():
                 con.execute(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_seconds * 1000)}ms'")
-                waited = self._lock_tables(con, tables)
-                yield con, waited
+                yield con, *self._lock_tables(con, tables)
         except pg_errors.LockNotAvailable as error:
             raise WarehouseLockTimeout(
                 f"a table in {self.destination} stayed locked by another writer or reader "
@@ -242,15 +241,20 @@ class PostgresWarehouse(Warehouse):
                 con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [LOCK_NAMESPACE + schema])
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
 
-    def _lock_tables(self, con: psycopg.Connection, tables: Sequence[TableSpec]) -> float:
+    def _lock_tables(
+        self, con: psycopg.Connection, tables: Sequence[TableSpec]
+    ) -> tuple[float, int]:
         """Take each table's advisory lock (in name order, so writers never deadlock);
-        a wait is logged and bounded by ``lock_timeout``. Returns the seconds waited."""
+        a wait is logged and bounded by ``lock_timeout``. Returns the seconds waited and
+        the attempts made (1, plus one per lock that had to be waited for)."""
         started = time.monotonic()
+        attempts = 1
         for name in sorted({f"{spec.schema}.{spec.name}" for spec in tables}):
             key = LOCK_NAMESPACE + name
             row = con.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [key]).fetchone()
             if row and row[0]:
                 continue
+            attempts += 1
             self.logger.info(
                 "table %s in %s is being written by another run; waiting up to %g s",
                 name,
@@ -265,7 +269,7 @@ class PostgresWarehouse(Warehouse):
                     f"after waiting {time.monotonic() - started:.1f} s (limit "
                     f"{self.lock_timeout_seconds:g} s)"
                 ) from error
-        return time.monotonic() - started
+        return time.monotonic() - started, attempts
 
     # ----------------------------------------------------------------- schema
 
@@ -371,7 +375,7 @@ class PostgresWarehouse(Warehouse):
             LOADED_AT_COLUMN: (ColumnType.TIMESTAMP, naive_utc(loaded_at)),
             RUN_ID_COLUMN: (ColumnType.VARCHAR, run_id),
         }
-        with self._transaction([each.spec for each in stages]) as (con, waited):
+        with self._transaction([each.spec for each in stages]) as (con, waited, attempts):
             results = []
             for index, each in enumerate(stages):
                 spec = each.spec
@@ -395,7 +399,7 @@ class PostgresWarehouse(Warehouse):
                         columns_added=tuple(added),
                         columns_widened=tuple(widened),
                         lock_wait_seconds=waited,
-                        lock_attempts=1 if waited < 0.001 else 2,
+                        lock_attempts=attempts,
                     )
                 )
         self.log_writes(results)
@@ -415,7 +419,7 @@ class PostgresWarehouse(Warehouse):
         the newest per key kept, then deleted-and-inserted in one transaction."""
         self.check_upsert_columns(stage, key, newest_by)
         table = target.qualified_name
-        with self._transaction([target]) as (con, waited):
+        with self._transaction([target]) as (con, waited, attempts):
             types, added, widened = self._prepare_table(con, target, stage.column_types)
             table_columns = {name.lower(): name for name in types}
             names = [table_columns[name.lower()] for name in stage.column_types]
@@ -455,7 +459,7 @@ class PostgresWarehouse(Warehouse):
             columns_added=tuple(added),
             columns_widened=tuple(widened),
             lock_wait_seconds=waited,
-            lock_attempts=1,
+            lock_attempts=attempts,
         )
         self.logger.info(
             "upserted %d rows into %s (replaced %d)", written, self.table_name(target), deleted
@@ -467,7 +471,7 @@ class PostgresWarehouse(Warehouse):
         if partition is None:
             raise ValueError(f"{spec.qualified_name} has no partition column")
         column = quote(partition)
-        with self._transaction([spec], create_schemas=False) as (con, _):
+        with self._transaction([spec], create_schemas=False) as (con, _, _):
             if not self._read_columns(con, spec):
                 return ()
             dropped = tuple(
