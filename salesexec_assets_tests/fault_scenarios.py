@@ -613,6 +613,15 @@ class Lab:
         shutil.copy(self._seed_file, path)
         return path
 
+    def seeded(self, name: str, kind: str = DUCKDB) -> Target:
+        """:meth:`seeded_file`, or a Postgres database seeded by the same load."""
+        if kind == DUCKDB:
+            return self.seeded_file(name)
+        target = self.target(name, kind)
+        seeded = self.run(Materialize(self.sandbox(), target, [ALL_LEADS], self.days(2)))
+        assert seeded.success, seeded.text
+        return target
+
     def days(self, count: int, first: date = FIRST_DAY) -> list[date]:
         return [first + timedelta(days=n) for n in range(count)]
 
@@ -1240,7 +1249,7 @@ BAD_RECORDS: tuple[tuple[Corruption, str], ...] = (
 )
 
 
-def bad_records(lab: Lab) -> None:
+def bad_records(lab: Lab, kind: str = DUCKDB) -> None:
     """Records that break the contract (no id, a text id, an unparseable timestamp, one
     out of range) go whole, with the reason, to the quarantine table; the materialization
     counts them and its ``no_quarantined_records`` check fails as a warning; every other
@@ -1248,7 +1257,7 @@ def bad_records(lab: Lab) -> None:
     re-run stores them and empties the quarantine."""
     days = lab.days(2)
     server = lab.sandbox()
-    path = lab.seeded_file("bad-records")
+    path = lab.seeded("bad-records", kind)
     before = whole_tables(path, [ALL_LEADS])
     bad_day = days[1]
     truth = expected_day(server, ALL_LEADS, lead_type_uids(server), bad_day)

@@ -136,10 +136,11 @@ def test_a_bad_base_url_or_password_fails_the_run_naming_the_problem_and_keeps_t
     bad_base_url(lab, case)
 
 
+@pytest.mark.parametrize("kind", [DUCKDB, POSTGRES])
 def test_records_breaking_the_contract_are_quarantined_counted_and_never_dropped(
-    lab: Lab,
+    lab: Lab, kind: str
 ) -> None:
-    bad_records(lab)
+    bad_records(lab, kind)
 
 
 def test_run_config_that_tunes_the_client_still_reads_the_configured_account(
