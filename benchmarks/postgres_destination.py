@@ -39,10 +39,10 @@ from salesexec_assets.warehouse import DuckDBWarehouse, RowStage, frame_rows
 from salesexec_assets.warehouse.duckdb_sql import staged_values
 from salesexec_assets.warehouse.location import parse_warehouse_url
 from salesexec_assets.warehouse.postgres import (
+    JsonbTextBinaryDumper,
+    JsonText,
     PostgresWarehouse,
-    _copy_type,
-    _JsonbTextBinaryDumper,
-    _JsonText,
+    copy_type_name,
 )
 from salesexec_assets.warehouse.types import column_type_of
 from salesexec_assets_tests.postgres_server import PostgresServer, run_postgres
@@ -168,10 +168,10 @@ def main() -> None:
                         quoted = ", ".join(f'"{name}"' for name in names)
                         with con.cursor() as cursor:
                             if raw_json:  # the staged JSON text as jsonb, unparsed
-                                cursor.adapters.register_dumper(_JsonText, _JsonbTextBinaryDumper)
+                                cursor.adapters.register_dumper(JsonText, JsonbTextBinaryDumper)
                             statement = f"COPY s.t ({quoted}) FROM STDIN (FORMAT BINARY)"
                             with cursor.copy(statement) as copy:
-                                copy.set_types([_copy_type(types[name]) for name in names])
+                                copy.set_types([copy_type_name(types[name]) for name in names])
                                 for row in rows_of():
                                     copy.write_row(row)
                         con.commit()

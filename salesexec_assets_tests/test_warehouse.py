@@ -44,6 +44,8 @@ from salesexec_assets.warehouse import (
     remove_stale_stages,
     widen,
 )
+from salesexec_assets.warehouse.duckdb_sql import widened_value
+from salesexec_assets.warehouse.types import POSTGRES_TYPES
 from salesexec_assets_tests.destinations import DUCKDB, POSTGRES, Destination
 
 SPEC = TableSpec(
@@ -923,3 +925,39 @@ def test_stale_stage_cleanup_ignores_stages_other_runs_remove_meanwhile(
 
     assert removed == [stale.path.parent]
     assert list(tmp_path.iterdir()) == []
+
+
+@ONLY_POSTGRES
+@pytest.mark.parametrize(
+    "value",
+    [
+        5,
+        -(2**63),
+        2.5,
+        -0.1,
+        3.0,
+        2.0**53,
+        1e20,
+        1.5e-7,
+        123456.789,
+        True,
+        False,
+        date(2026, 11, 20),
+        datetime(2026, 11, 20, 3, 4, 5, 120000),
+        datetime(2026, 11, 20, 3, 4),
+    ],
+    ids=repr,
+)
+def test_postgres_widening_to_text_reads_as_python_coerces(destination, value):
+    """A value widened by ALTER in Postgres reads the same as one coerced in Python, so
+    a table's text does not depend on whether its values came before or after a widening."""
+    kind = infer_column_type(value)
+    assert kind is not None and destination.server is not None
+    pg_type = POSTGRES_TYPES[kind]
+    with destination.server.connect(destination.location.database) as con:
+        con.execute(f"CREATE TEMP TABLE widened (x {pg_type})")
+        con.execute("INSERT INTO widened VALUES (%s)", [value])
+        using = widened_value("x", kind, ColumnType.VARCHAR, "text")
+        con.execute(f"ALTER TABLE widened ALTER COLUMN x TYPE text USING {using}")
+        row = con.execute("SELECT x FROM widened").fetchone()
+    assert row is not None and row[0] == coerce_value(value, ColumnType.VARCHAR)

@@ -66,11 +66,11 @@ LOCK_NAMESPACE = "salesexec-assets:"
 COPY_BATCH_ROWS = 10_000
 
 
-class _JsonText(str):
+class JsonText(str):
     """JSON text as the stage holds it (the type the dumper below is registered for)."""
 
 
-class _JsonbTextBinaryDumper(Dumper):
+class JsonbTextBinaryDumper(Dumper):
     """jsonb in COPY's binary format straight from JSON text (version 1 + the text):
     the staged text is already valid JSON, so nothing is parsed and dumped again.
     Registered on the COPY's cursor only, where it serves every jsonb column."""
@@ -339,12 +339,12 @@ class PostgresWarehouse(Warehouse):
         columns = ", ".join(quote(name) for name in values)
         written = 0
         with con.cursor() as cursor:
-            cursor.adapters.register_dumper(_JsonText, _JsonbTextBinaryDumper)
+            cursor.adapters.register_dumper(JsonText, JsonbTextBinaryDumper)
             statement = f"COPY {table_sql} ({columns}) FROM STDIN (FORMAT BINARY)"
             # the network sends run in psycopg's writer thread, while this one reads the
             # stage and formats rows (measured: benchmarks/RESULTS.md)
             with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-                copy.set_types([_copy_type(kind) for kind in column_types])
+                copy.set_types([copy_type_name(kind) for kind in column_types])
                 batches = stage.batches(
                     values, partitions, params=constants, batch_rows=COPY_BATCH_ROWS
                 )
@@ -534,6 +534,6 @@ def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _copy_type(kind: ColumnType) -> str:
+def copy_type_name(kind: ColumnType) -> str:
     """The type name COPY's binary format is told for a column of ``kind``."""
     return "jsonb" if kind == ColumnType.JSON else POSTGRES_TYPES[kind]
