@@ -249,3 +249,10 @@ def test_libpqs_own_pgpassword_is_used_when_no_password_is_configured(
     assert not settings.has_warehouse_password
     warehouse = WarehouseResource(url=postgres_server.url(postgres_database)).get_warehouse()
     assert warehouse.query("SELECT 1 AS one")["one"].tolist() == [1]
+
+
+def test_the_warehouse_resource_never_shows_a_password() -> None:
+    resource = WarehouseResource(url="postgresql://etl:in-url-pw@db/x", password="field-pw")
+    shown = repr(resource)
+    assert "in-url-pw" not in shown and "field-pw" not in shown
+    assert "postgresql://etl:***@db/x" in shown
