@@ -961,3 +961,23 @@ def test_postgres_widening_to_text_reads_as_python_coerces(destination, value):
         con.execute(f"ALTER TABLE widened ALTER COLUMN x TYPE text USING {using}")
         row = con.execute("SELECT x FROM widened").fetchone()
     assert row is not None and row[0] == coerce_value(value, ColumnType.VARCHAR)
+
+
+def test_a_query_result_is_written_into_any_table_replacing_its_partitions(warehouse, stage_dir):
+    """The analytics path: SELECT through query(), write the frame with write_frame()."""
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY1), lead(3, DAY2)]], replace=None)
+    daily = TableSpec("salesexec_analytics", "leads_per_day", {"leads": ColumnType.BIGINT})
+    counts = warehouse.query(
+        f"SELECT partition_date, count(*) AS leads FROM {TABLE} GROUP BY 1 ORDER BY 1"
+    )
+    first = warehouse.write_frame(
+        daily, counts, replace_partitions=[DAY1, DAY2], run_id="a1", loaded_at=LOADED_AT
+    )
+    again = warehouse.write_frame(
+        daily, counts.iloc[:1], replace_partitions=[DAY1, DAY2], run_id="a2", loaded_at=LOADED_AT
+    )
+
+    assert (first.rows_written, again.rows_written, again.rows_deleted) == (2, 1, 2)
+    stored = data_rows(warehouse, daily.qualified_name)
+    assert stored[["partition_date", "leads"]].values.tolist() == [[pd.Timestamp(DAY1), 2]]
+    assert warehouse.column_types(daily)["leads"] == "BIGINT"
