@@ -1307,9 +1307,12 @@ SCENARIOS: dict[str, Callable[[Lab], None]] = {
     "all faults at once, Python API": lambda lab: all_faults_at_once(lab, "python"),
     "all faults at once, dagster asset materialize": lambda lab: all_faults_at_once(lab, "cli"),
     "kill -9 and re-run": kill_and_rerun,
+    "kill -9 and re-run, Postgres": lambda lab: kill_and_rerun(lab, POSTGRES),
     "parallel writers": parallel_writers,
+    "parallel writers, Postgres": lambda lab: parallel_writers(lab, POSTGRES),
     "retries exhausted": lambda lab: _run_each(lab, retries_exhausted, EXHAUSTED_ENDPOINTS),
     "malformed settings": malformed_settings,
     "bad base URL or password": lambda lab: _run_each(lab, bad_base_url, BAD_BASE_URLS),
     "bad records": bad_records,
+    "bad records, Postgres": lambda lab: bad_records(lab, POSTGRES),
 }
