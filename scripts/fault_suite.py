@@ -34,7 +34,7 @@ SCALE_HELP = {
     "leads_per_day": "sandbox volume, per lead type and day (2 or more)",
     "partitions": "days per range (14 or more for the issue's all-faults run)",
     "kills": "kill -9 runs, aimed alternately at a pull and at a write",
-    "writers": "CLI processes writing one DuckDB file at once",
+    "writers": "CLI processes writing one destination at once",
     "seed": "data, faults and kill moments",
 }
 
