@@ -46,14 +46,22 @@ STAGES: tuple[tuple[str, str, str], ...] = (
         "_object_columns",
     ),
     ("  RowBuilder.row: unusual records, one by one", "salesexec_assets/records.py", "row"),
-    ("  RowStage.add_columns: batch -> stage file", "salesexec_assets/warehouse.py", "add_columns"),
     (
-        "    _coerced_array (per-column checks + pandas arrays)",
-        "salesexec_assets/warehouse.py",
-        "_coerced_array",
+        "  RowStage.add_columns: batch -> stage file",
+        "salesexec_assets/warehouse/stage.py",
+        "add_columns",
     ),
-    ("    _atomic (BEGIN/COMMIT on the stage file)", "salesexec_assets/warehouse.py", "_atomic"),
-    ("DuckDBWarehouse.write: stage -> warehouse", "salesexec_assets/warehouse.py", "write"),
+    (
+        "    coerced_array (per-column checks + pandas arrays)",
+        "salesexec_assets/warehouse/types.py",
+        "coerced_array",
+    ),
+    (
+        "    atomic (BEGIN/COMMIT on the stage file)",
+        "salesexec_assets/warehouse/duckdb_sql.py",
+        "atomic",
+    ),
+    ("DuckDBWarehouse.write: stage -> warehouse", "salesexec_assets/warehouse/duckdb.py", "write"),
     ("checks: evaluate_report_checks", "salesexec_assets/checks.py", "evaluate_report_checks"),
     (
         "materialization_metadata (counts, preview)",

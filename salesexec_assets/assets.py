@@ -39,7 +39,8 @@ from salesexec_assets.partitions import partition_date, today_in
 from salesexec_assets.records import PARTITION_COLUMN, SCHEMA, table_spec
 from salesexec_assets.resources import SalesExecResource, WarehouseResource
 from salesexec_assets.source_guard import guard_source, source_of
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse import Warehouse
+from salesexec_assets.warehouse.location import WarehouseLocation
 
 # BackfillPolicy.single_run() is what makes a partition range one run, and the design rests
 # on it; Dagster 1.13 still labels the parameter beta. Silence that one notice, nothing else.
@@ -102,6 +103,7 @@ def build_report_asset(
     update_method: str | None = None,
     retry_policy: RetryPolicy | None = None,
     instance: Instance = DEFAULT_INSTANCE,
+    destination: WarehouseLocation | None = None,
 ) -> AssetsDefinition:
     """The asset of one report; everything that differs between reports is data.
 
@@ -113,13 +115,14 @@ def build_report_asset(
     salesexec_key, warehouse_key = instance.salesexec_resource_key, instance.warehouse_resource_key
     effective_mode = WriteMode.APPEND if report.pull is Pull.NOW else mode
     zone = partitions_def.timezone
+    destination = destination or WarehouseLocation.duckdb_file("")
 
     @asset(
         key=key,
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
         group_name=instance.group_name,
-        kinds={"duckdb"},
+        kinds={destination.kind},
         owners=OWNERS,
         tags={"source": "salesexec", "update_method": update_method or effective_mode.value},
         description=f"{report.title}: {report.description} Table `{spec.schema}.{spec.name}`.",
@@ -127,7 +130,7 @@ def build_report_asset(
         pool=instance.scoped(API_POOL),
         retry_policy=retry_policy,
         required_resource_keys={salesexec_key, warehouse_key},
-        metadata={"dagster/table_name": f"{spec.schema}.{spec.name}", "report": report.title},
+        metadata={"dagster/table_name": destination.table_name(spec), "report": report.title},
     )
     def _report_asset(context: AssetExecutionContext) -> MaterializeResult:
         salesexec: SalesExecResource = getattr(context.resources, salesexec_key)
@@ -207,7 +210,7 @@ def build_report_asset(
 
 
 def drop_expired_partitions(
-    store: DuckDBWarehouse,
+    store: Warehouse,
     report: Report,
     zone: str,
     retention_days: int | None,
@@ -233,7 +236,7 @@ def drop_expired_partitions(
 def materialization_metadata(
     result: LoadResult,
     stats: dict[str, float],
-    store: DuckDBWarehouse,
+    store: Warehouse,
     salesexec: SalesExecResource,
     mode: WriteMode,
     schema: str = SCHEMA,
@@ -264,7 +267,7 @@ def materialization_metadata(
         "dagster/column_schema": TableSchema(
             columns=[TableColumn(name, type_) for name, type_ in columns.items()]
         ),
-        "dagster/table_name": f"{spec.schema}.{spec.name}",
+        "dagster/table_name": store.table_name(spec),
         "rows_in_partitions": partition_rows,
         "rows_written": result.rows_written,
         "rows_by_lead_type": MetadataValue.json(dict(result.rows_by_lead_type)),
@@ -284,20 +287,20 @@ def materialization_metadata(
         else "SalesExec API",
         "from_sandbox": salesexec.uses_sandbox,
         "contract_overrides": contract.effective().describe(),
-        "warehouse_path": MetadataValue.path(str(store.path)),
+        "warehouse": store.destination,
         "preview": MetadataValue.md(preview_markdown(preview, columns)),
     }
     if len(days) == 1:
         metadata["dagster/partition_row_count"] = partition_rows
     else:  # a range run records one event per day, all with this metadata: say which is which
         per_day = store.query(
-            f"SELECT strftime({PARTITION_COLUMN}, '%Y-%m-%d') AS day, count(*) AS n "
-            f"FROM {spec.qualified_name} "
-            f"WHERE {in_days} GROUP BY ALL ORDER BY ALL",
+            f"SELECT {PARTITION_COLUMN} AS day, count(*) AS n FROM {spec.qualified_name} "
+            f"WHERE {in_days} GROUP BY 1 ORDER BY 1",
             days,
         )
         metadata["rows_by_partition"] = MetadataValue.json(
-            {str(day): 0 for day in days} | {row.day: int(row.n) for row in per_day.itertuples()}
+            {str(day): 0 for day in days}
+            | {str(pd.Timestamp(row.day).date()): int(row.n) for row in per_day.itertuples()}
         )
     metadata.update({f"api_{name}": value for name, value in stats.items()})
     if result.quarantine_reasons:

@@ -29,7 +29,7 @@ from salesexec_assets.records import (
     window_column,
 )
 from salesexec_assets.resources import WarehouseResource
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse import Warehouse
 
 UNIQUE_KEY = "unique_key_per_partition"
 NO_NULL_KEYS = "no_null_keys"
@@ -70,7 +70,7 @@ def _in_days(days: Sequence[date]) -> tuple[str, list[date]]:
 def evaluate_report_checks(
     report: Report,
     asset_key: AssetKey,
-    warehouse: DuckDBWarehouse,
+    warehouse: Warehouse,
     days: Sequence[date],
     zone: str,
     *,
@@ -84,7 +84,7 @@ def evaluate_report_checks(
     group = [PARTITION_COLUMN, *keys, *(["_loaded_at"] if per_pull else [])]
     duplicates = warehouse.query(
         f"SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE {in_days} "
-        f"GROUP BY {', '.join(group)} HAVING count(*) > 1)",
+        f"GROUP BY {', '.join(group)} HAVING count(*) > 1) AS duplicated",
         params,
     )["n"][0]
     nulls = warehouse.query(
@@ -168,9 +168,9 @@ def build_branch_count_check(
             mismatches = store.query(
                 f"""
                 WITH b AS (SELECT {PARTITION_COLUMN} AS day, lead_type_uid, sum(lead_count) AS n
-                           FROM {branches} GROUP BY ALL),
+                           FROM {branches} GROUP BY 1, 2),
                      l AS (SELECT {PARTITION_COLUMN} AS day, lead_type_uid,
-                                  count(DISTINCT lead_uid) AS n FROM {leads} GROUP BY ALL),
+                                  count(DISTINCT lead_uid) AS n FROM {leads} GROUP BY 1, 2),
                      days AS (SELECT DISTINCT day FROM b INTERSECT SELECT DISTINCT day FROM l)
                 SELECT day, lead_type_uid, coalesce(b.n, 0) AS branch_sum, coalesce(l.n, 0) AS leads
                 FROM b FULL JOIN l USING (day, lead_type_uid)
@@ -180,7 +180,7 @@ def build_branch_count_check(
             )
             compared = store.query(
                 f"SELECT count(*) AS n FROM (SELECT DISTINCT {PARTITION_COLUMN} FROM {branches} "
-                f"INTERSECT SELECT DISTINCT {PARTITION_COLUMN} FROM {leads})"
+                f"INTERSECT SELECT DISTINCT {PARTITION_COLUMN} FROM {leads}) AS both_days"
             )["n"][0]
         return AssetCheckResult(
             passed=mismatches.empty,

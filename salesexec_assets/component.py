@@ -51,6 +51,12 @@ from salesexec_assets.settings import (
     parse_lead_type_uids,
     parse_start_date,
     parse_timezone,
+    warehouse_from_url,
+)
+from salesexec_assets.warehouse.location import (
+    WAREHOUSE_PASSWORD_VAR,
+    WAREHOUSE_URL_VAR,
+    WarehouseLocation,
 )
 from salesexec_assets.webhooks.sensor import webhook_definitions
 
@@ -58,19 +64,28 @@ DUCKDB_URL_PREFIX = "duckdb:///"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def duckdb_path_of(destination: str, key: str = "destination", source: str = "") -> Path:
-    """The DuckDB file of a warehouse URL: a plain path or ``duckdb:///path``.
+def is_warehouse_url(destination: str) -> bool:
+    """A Postgres or MotherDuck URL (anything else names a DuckDB file)."""
+    return destination.startswith(("postgresql://", "postgres://", "md:"))
 
-    The destinations branch replaces this with its warehouse-URL parser (Postgres,
-    MotherDuck); until then any other URL is refused here, naming the key.
-    """
-    if destination.startswith(DUCKDB_URL_PREFIX):
-        return Path(destination.removeprefix(DUCKDB_URL_PREFIX))
-    if "://" in destination or destination.startswith("md:"):
-        raise ConfigError(
-            key, f"{destination.split(':', 1)[0]!r} destinations are not supported yet", source
-        )
-    return Path(destination)
+
+def duckdb_path_of(destination: str) -> Path:
+    """The DuckDB file of a destination: a plain path or ``duckdb:///path`` (the default
+    file when the destination is a Postgres or MotherDuck URL: unused then)."""
+    if is_warehouse_url(destination):
+        return DEFAULT_DUCKDB_PATH
+    return Path(destination.removeprefix(DUCKDB_URL_PREFIX))
+
+
+def warehouse_of(destination: str, key: str, source: str = "") -> WarehouseLocation | None:
+    """The Postgres or MotherDuck destination, checked as ``SALESEXEC_WAREHOUSE_URL`` is
+    (see :func:`salesexec_assets.settings.warehouse_from_url`); None for a DuckDB file."""
+    if not is_warehouse_url(destination):
+        return None
+    try:
+        return warehouse_from_url(destination, os.environ)
+    except SettingsError as error:
+        raise ConfigError(key, str(error), source) from None
 
 
 @dg.scaffold_with(SalesExecScaffolder)
@@ -135,7 +150,7 @@ class SalesExecComponent(dg.Component, dg.Model, dg.Resolvable):
             lead_type_uids=list(settings.lead_type_uids) if settings.lead_type_uids else None,
             timezone=settings.timezone,
             start_date=settings.start_date.isoformat(),
-            destination=str(settings.duckdb_path),
+            destination=env.get(WAREHOUSE_URL_VAR, "").strip() or str(settings.duckdb_path),
             scheduling_file=str(file) if explicit or file.exists() else None,
         )
 
@@ -182,7 +197,9 @@ class SalesExecComponent(dg.Component, dg.Model, dg.Resolvable):
             lead_type_uids=uids,
             timezone=timezone,
             start_date=start_date,
-            duckdb_path=duckdb_path_of(self.destination, "attributes.destination", source),
+            duckdb_path=duckdb_path_of(self.destination),
+            warehouse=warehouse_of(self.destination, "attributes.destination", source),
+            has_warehouse_password=bool(os.environ.get(WAREHOUSE_PASSWORD_VAR)),
         )
 
     def included_reports(self, source: str = "") -> list[Report]:
@@ -257,6 +274,18 @@ def build_salesexec_resource(
     )
 
 
+def build_warehouse_resource(settings: Settings) -> WarehouseResource:
+    """The destination of the settings; a URL holding a password and the password variable
+    are passed as EnvVar, so the UI and run config show their names, never the secret."""
+    location = settings.warehouse_location
+    password = EnvVar(WAREHOUSE_PASSWORD_VAR) if settings.has_warehouse_password else None
+    if settings.warehouse is None:
+        return WarehouseResource(path=str(settings.duckdb_path))
+    secret_in_url = location.url_password or (location.is_motherduck and "?" in location.database)
+    url = EnvVar(WAREHOUSE_URL_VAR) if secret_in_url else location.display
+    return WarehouseResource(url=url, password=password)
+
+
 def build_salesexec_definitions(
     settings: Settings,
     scheduling: SchedulingConfig | None = None,
@@ -278,12 +307,19 @@ def build_salesexec_definitions(
             retention_days=scheduling.for_report(report.name).retention_days,
             update_method=scheduling.for_report(report.name).update_method.value,
             instance=instance,
+            destination=settings.warehouse_location,
         )
         for report in reports
     ]
     merge_sources = [REPORTS_BY_NAME[name] for name in scheduling.merge_reports]
     leads_assets = (
-        [build_current_leads_asset(merge_sources, partitions, instance)] if merge_sources else []
+        [
+            build_current_leads_asset(
+                merge_sources, partitions, instance, settings.warehouse_location
+            )
+        ]
+        if merge_sources
+        else []
     )
     names = {report.name for report in reports}
     # The analytics layer and the webhook sensor serve the default instance (schema
@@ -295,6 +331,7 @@ def build_salesexec_definitions(
             partitions,
             {report.name: report_asset_key(report, instance) for report in reports},
             running=scheduling.running,
+            destination_kind=settings.warehouse_location.kind,
         )
         if with_extras
         else None
@@ -324,7 +361,7 @@ def build_salesexec_definitions(
         jobs=[all_reports],
         resources={
             instance.salesexec_resource_key: build_salesexec_resource(settings, credential_vars),
-            instance.warehouse_resource_key: WarehouseResource(path=str(settings.duckdb_path)),
+            instance.warehouse_resource_key: build_warehouse_resource(settings),
         },
     )
     return Definitions.merge(
@@ -339,4 +376,3 @@ def build_salesexec_definitions(
         ),
         *(webhook_definitions(scheduling, partitions, leads_key) if with_extras else []),
     )
-

@@ -9,7 +9,7 @@ current-state table, keyed by ``lead_uid``, where the row with the newest
 
 The asset is partitioned like the reports and runs after them in the same run: for the
 run's days it reads the rows just written to the merge reports' tables and upserts them
-in one warehouse transaction (:meth:`DuckDBWarehouse.upsert`). A tie on
+in one warehouse transaction (:meth:`Warehouse.upsert`). A tie on
 ``last_updated_utc`` keeps the incoming row, so re-running a day changes nothing but the
 load stamp: re-running is harmless, and so is running days out of order (an older day
 never overwrites a newer version of a lead).
@@ -21,9 +21,7 @@ annotations at definition time (the context type, the resources).
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -49,11 +47,14 @@ from salesexec_assets.resources import WarehouseResource
 from salesexec_assets.warehouse import (
     LOADED_AT_COLUMN,
     RUN_ID_COLUMN,
-    DuckDBWarehouse,
     RowStage,
     TableSpec,
+    Warehouse,
     WriteResult,
+    frame_rows,
 )
+from salesexec_assets.warehouse.base import quote
+from salesexec_assets.warehouse.location import WarehouseLocation
 
 LEADS_ASSET_KEY = AssetKey([ASSET_PREFIX, "leads"])
 LEADS_TABLE = "leads"
@@ -84,19 +85,8 @@ class MergeResult:
     write: WriteResult | None = None
 
 
-def python_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as plain Python values (None for NULL), as the stage takes them."""
-    plain = frame.astype(object).where(frame.notna(), None)
-    rows = plain.to_dict("records")
-    for row in rows:
-        for name, value in row.items():
-            if isinstance(value, pd.Timestamp):
-                row[name] = value.to_pydatetime()
-    return rows
-
-
 def merge_current_leads(
-    store: DuckDBWarehouse,
+    store: Warehouse,
     sources: Sequence[Report],
     days: Sequence[date],
     *,
@@ -111,20 +101,22 @@ def merge_current_leads(
     """
     target = leads_table_spec(schema)
     result = MergeResult()
-    dropped = f"{PARTITION_COLUMN}, {LOADED_AT_COLUMN}, {RUN_ID_COLUMN}"
+    dropped = {PARTITION_COLUMN, LOADED_AT_COLUMN, RUN_ID_COLUMN}
     with RowStage(target) as stage:
         for report in sources:
             source = table_spec(report, schema)
             result.rows_read[report.name] = 0
-            if not store.table_columns(source):
+            columns = [name for name in store.table_columns(source) if name not in dropped]
+            if not columns:
                 continue  # the report was never written: nothing to merge from it
+            selected = ", ".join(quote(name) for name in columns)
             for chunk in consecutive_chunks(days, READ_CHUNK_DAYS):
                 frame = store.query(
-                    f"SELECT * EXCLUDE ({dropped}) FROM {source.qualified_name} "
+                    f"SELECT {selected} FROM {source.qualified_name} "
                     f"WHERE {PARTITION_COLUMN} BETWEEN ? AND ? ORDER BY {PARTITION_COLUMN}",
                     [chunk[0], chunk[-1]],
                 )
-                stage.add(python_rows(frame))
+                stage.add(frame_rows(frame))
                 result.rows_read[report.name] += len(frame)
         if stage.row_count:
             result.write = store.upsert(
@@ -142,11 +134,13 @@ def build_current_leads_asset(
     sources: Sequence[Report],
     partitions_def: TimeWindowPartitionsDefinition,
     instance: Instance = DEFAULT_INSTANCE,
+    destination: WarehouseLocation | None = None,
 ) -> AssetsDefinition:
     """The merge asset, fed by the reports whose update method is ``merge``."""
     names = ", ".join(report.name for report in sources)
     spec = leads_table_spec(instance.schema)
     warehouse_key = instance.warehouse_resource_key
+    destination = destination or WarehouseLocation.duckdb_file("")
 
     @asset(
         key=instance.asset_key(LEADS_TABLE),
@@ -154,7 +148,7 @@ def build_current_leads_asset(
         backfill_policy=BackfillPolicy.single_run(),
         deps=[report_asset_key(report, instance) for report in sources],
         group_name=instance.group_name,
-        kinds={"duckdb"},
+        kinds={destination.kind},
         owners=OWNERS,
         pool=instance.scoped(WAREHOUSE_POOL),
         required_resource_keys={warehouse_key},
@@ -164,7 +158,7 @@ def build_current_leads_asset(
             f"(newest last_updated_utc wins). Table `{spec.schema}.{spec.name}`. A partition "
             "run merges that day's rows of the source tables; re-running is harmless."
         ),
-        metadata={"dagster/table_name": f"{spec.schema}.{spec.name}", "merged_from": names},
+        metadata={"dagster/table_name": destination.table_name(spec), "merged_from": names},
     )
     def current_leads(context: AssetExecutionContext) -> MaterializeResult:
         days = requested_days(context)
@@ -196,7 +190,8 @@ def build_current_leads_asset(
         return MaterializeResult(
             metadata={
                 "dagster/row_count": total,
-                "dagster/table_name": f"{spec.schema}.{spec.name}",
+                "dagster/table_name": store.table_name(spec),
+                "warehouse": store.destination,
                 "rows_read": MetadataValue.json(result.rows_read),
                 "rows_upserted": write.rows_written if write else 0,
                 "rows_superseded": write.rows_deleted if write else 0,

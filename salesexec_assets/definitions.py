@@ -11,11 +11,12 @@ from salesexec_assets.component import (
     SalesExecComponent,
     build_salesexec_definitions,
     build_salesexec_resource,
+    build_warehouse_resource,
 )
 from salesexec_assets.scheduling import SchedulingConfig
 from salesexec_assets.settings import Settings
 
-__all__ = ["build_definitions", "build_salesexec_resource", "defs"]
+__all__ = ["build_definitions", "build_salesexec_resource", "build_warehouse_resource", "defs"]
 
 
 def build_definitions(

@@ -34,8 +34,8 @@ from salesexec_assets.records import (
     table_spec,
 )
 from salesexec_assets.warehouse import (
-    DuckDBWarehouse,
     RowStage,
+    Warehouse,
     WriteResult,
     remove_stale_stages,
 )
@@ -128,7 +128,7 @@ def load_report(
     *,
     client: SalesExecClient,
     lead_types: Sequence[tuple[int, str]],
-    warehouse: DuckDBWarehouse,
+    warehouse: Warehouse,
     zone: str,
     mode: WriteMode,
     run_id: str,

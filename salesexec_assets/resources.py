@@ -1,4 +1,5 @@
-"""Dagster resources: the SalesExec account, and the DuckDB warehouse file.
+"""Dagster resources: the SalesExec account, and the warehouse (a DuckDB file, Postgres,
+or MotherDuck).
 
 One ``SalesExecResource`` serves every report asset (the connector's "reuse a saved
 login"). With no credentials and no base URL it starts the embedded SalesExec sandbox
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext
@@ -27,13 +27,22 @@ from salesexec_assets.api.errors import SalesExecError
 from salesexec_assets.loading import TRANSACTION_ROWS
 from salesexec_assets.settings import (
     BASE_URL_VAR,
+    DEFAULT_DUCKDB_PATH,
+    DUCKDB_PATH_VAR,
     LEAD_TYPE_UIDS_VAR,
     PASSWORD_VAR,
     SANDBOX,
     USERNAME_VAR,
     parse_lead_type_uids,
 )
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse import Warehouse
+from salesexec_assets.warehouse.location import (
+    WAREHOUSE_PASSWORD_VAR,
+    WAREHOUSE_URL_VAR,
+    WarehouseLocation,
+    parse_warehouse_url,
+    redact_url,
+)
 
 SANDBOX_LOG_LINE = (
     "SALESEXEC SANDBOX: no SalesExec credentials are set, so this run reads the embedded "
@@ -162,9 +171,7 @@ class SalesExecResource(ConfigurableResource):
             int(lead_type[contract.LEAD_TYPE_UID]): str(lead_type.get(contract.LEAD_TYPE_NAME, ""))
             for lead_type in client.lead_types()
         }
-        wanted = self.lead_type_uids or parse_lead_type_uids(
-            os.environ.get(LEAD_TYPE_UIDS_VAR, "")
-        )
+        wanted = self.lead_type_uids or parse_lead_type_uids(os.environ.get(LEAD_TYPE_UIDS_VAR, ""))
         if not wanted:
             return sorted(account.items())
         wanted = list(dict.fromkeys(wanted))  # [1, 1] is lead type 1, read once
@@ -179,9 +186,29 @@ class SalesExecResource(ConfigurableResource):
 
 
 class WarehouseResource(ConfigurableResource):
-    """The DuckDB file the report tables live in."""
+    """Where the report tables live: a DuckDB file, a Postgres database, or MotherDuck.
 
-    path: str = Field(description="DuckDB database file.")
+    Like the account, the destination falls back to its variables when left empty, so
+    run config that names only, say, ``chunk_days`` still writes where the deployment
+    writes: ``url``, else ``path``, else ``SALESEXEC_WAREHOUSE_URL``, else the DuckDB file
+    at ``SALESEXEC_DUCKDB_PATH``.
+    """
+
+    url: str = Field(
+        default="",
+        description="postgresql://USER@HOST:PORT/DBNAME, duckdb:///path.duckdb, a file path or "
+        f"md:DBNAME; empty = `path`, else ${WAREHOUSE_URL_VAR}.",
+    )
+    path: str = Field(
+        default="",
+        description=f"DuckDB database file (when no URL is given); empty = ${DUCKDB_PATH_VAR}, "
+        f"else {DEFAULT_DUCKDB_PATH}.",
+    )
+    password: str | None = Field(
+        default=None,
+        description=f"Postgres password (never shown); empty = ${WAREHOUSE_PASSWORD_VAR}, else "
+        "libpq's PGPASSWORD or ~/.pgpass.",
+    )
     lock_timeout_seconds: float = Field(
         default=600.0, ge=0, description="How long a write waits for another writer's lock."
     )
@@ -195,8 +222,31 @@ class WarehouseResource(ConfigurableResource):
         "written in groups of whole days of about this many rows.",
     )
 
-    def get_warehouse(self, logger: logging.Logger | None = None) -> DuckDBWarehouse:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return DuckDBWarehouse(
-            self.path, lock_timeout_seconds=self.lock_timeout_seconds, logger=logger
+    def __repr_args__(self) -> Any:
+        # pydantic's repr would print the password (and a URL holding one)
+        for name, value in super().__repr_args__():
+            if name == "password" and value:
+                value = "********"
+            elif name == "url" and value:
+                value = redact_url(value)
+            yield name, value
+
+    def location(self) -> WarehouseLocation:
+        """The destination this resource writes to (see the class docstring)."""
+        if self.url:
+            return parse_warehouse_url(self.url)
+        if self.path:
+            return WarehouseLocation.duckdb_file(self.path)
+        from_env = os.environ.get(WAREHOUSE_URL_VAR, "").strip()
+        if from_env:
+            return parse_warehouse_url(from_env)
+        return WarehouseLocation.duckdb_file(
+            os.environ.get(DUCKDB_PATH_VAR, "").strip() or DEFAULT_DUCKDB_PATH
+        )
+
+    def get_warehouse(self, logger: logging.Logger | None = None) -> Warehouse:
+        return self.location().open(
+            password=self.password or os.environ.get(WAREHOUSE_PASSWORD_VAR) or None,
+            lock_timeout_seconds=self.lock_timeout_seconds,
+            logger=logger,
         )

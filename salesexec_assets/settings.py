@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +19,17 @@ from salesexec_assets.api.overrides import (
     ContractOverrides,
     OverridesError,
     overrides_from_environment,
+)
+from salesexec_assets.warehouse.base import WarehouseConnectionError
+from salesexec_assets.warehouse.location import (
+    MOTHERDUCK_TOKEN_VAR,
+    POSTGRES,
+    WAREHOUSE_PASSWORD_VAR,
+    WAREHOUSE_URL_VAR,
+    WarehouseLocation,
+    WarehouseUrlError,
+    motherduck_token_missing,
+    parse_warehouse_url,
 )
 
 SANDBOX = "sandbox"
@@ -50,6 +61,14 @@ class Settings:
     start_date: date
     duckdb_path: Path
     contract_overrides: ContractOverrides | None = None  # None: not read (see load_settings)
+    # the destination parsed from SALESEXEC_WAREHOUSE_URL; None = the DuckDB file above
+    warehouse: WarehouseLocation | None = field(default=None)
+    has_warehouse_password: bool = False  # SALESEXEC_WAREHOUSE_PASSWORD is set
+
+    @property
+    def warehouse_location(self) -> WarehouseLocation:
+        """Where the tables go: the URL's destination, else the DuckDB file."""
+        return self.warehouse or WarehouseLocation.duckdb_file(self.duckdb_path)
 
     @property
     def uses_embedded_sandbox(self) -> bool:
@@ -95,6 +114,34 @@ def parse_start_date(text: str, name: str = START_DATE_VAR) -> date:
     return start
 
 
+def parse_warehouse(env: Mapping[str, str]) -> WarehouseLocation | None:
+    """``SALESEXEC_WAREHOUSE_URL`` parsed and proven usable (None when unset)."""
+    text = env.get(WAREHOUSE_URL_VAR, "").strip()
+    return warehouse_from_url(text, env) if text else None
+
+
+def warehouse_from_url(text: str, env: Mapping[str, str]) -> WarehouseLocation:
+    """A destination URL parsed and proven usable: a Postgres server is connected to once
+    (nothing is written), a MotherDuck database needs its token. Each failure is one
+    sentence naming host and database, never the password."""
+    try:
+        location = parse_warehouse_url(text)
+    except WarehouseUrlError as error:
+        raise SettingsError(str(error)) from None
+    if motherduck_token_missing(location, env):
+        raise SettingsError(
+            f"{WAREHOUSE_URL_VAR}={location.display} is a MotherDuck database: set "
+            f"{MOTHERDUCK_TOKEN_VAR} to a MotherDuck access token"
+        )
+    if location.kind == POSTGRES:
+        password = env.get(WAREHOUSE_PASSWORD_VAR) or None
+        try:
+            location.open(password=password).check_connection()
+        except WarehouseConnectionError as error:
+            raise SettingsError(f"{WAREHOUSE_URL_VAR}: {error}") from None
+    return location
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the ``SALESEXEC_*`` variables (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
@@ -128,4 +175,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         start_date=start_date,
         duckdb_path=Path(value(DUCKDB_PATH_VAR) or DEFAULT_DUCKDB_PATH),
         contract_overrides=overrides,
+        warehouse=parse_warehouse(env),
+        has_warehouse_password=bool(value(WAREHOUSE_PASSWORD_VAR)),
     )

@@ -7,31 +7,24 @@ credentials falls back to the sandbox) and two accounts from mixing in one schem
 fresh schema records its source on its first write; ``salesexec reset-source --schema X``
 forgets it, for a deliberate switch.
 
-Works through the warehouse's generic ``query(sql, params)`` and ``table_columns(spec)``
-plus one write, ``overwrite(spec, rows)``.
+Works through the warehouse interface alone (``query``, ``table_columns`` and
+``upsert``), so it guards every destination the same way: the record is one row per
+schema, the newest wins, and a reset records "no source".
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from dagster import Failure
 
 from salesexec_assets.resources import SalesExecResource
-from salesexec_assets.warehouse import ColumnType, TableSpec
+from salesexec_assets.warehouse import ColumnType, RowStage, TableSpec, Warehouse
 
 SOURCE_TABLE = "_salesexec_source"
 SANDBOX_SOURCE = "embedded sandbox (generated demo data)"
 
-
-class SourceWarehouse(Protocol):
-    """What the guard needs of a warehouse (DuckDB or Postgres)."""
-
-    def table_columns(self, spec: TableSpec) -> dict[str, str]: ...
-    def query(self, sql: str, params: Any = ()) -> Any: ...
-    def overwrite(self, spec: TableSpec, rows: Any) -> None: ...
 
 
 class SourceMismatch(Failure):
@@ -42,7 +35,11 @@ def source_table(schema: str) -> TableSpec:
     return TableSpec(
         schema=schema,
         name=SOURCE_TABLE,
-        columns={"source": ColumnType.VARCHAR, "recorded_at": ColumnType.TIMESTAMP},
+        columns={
+            "schema_name": ColumnType.VARCHAR,
+            "source": ColumnType.VARCHAR,
+            "recorded_at": ColumnType.TIMESTAMP,
+        },
         partition_column=None,
     )
 
@@ -60,23 +57,36 @@ def source_of(salesexec: SalesExecResource) -> str:
     return f"{url.scheme}://{url.hostname} as {username}"
 
 
-def recorded_source(store: SourceWarehouse, schema: str) -> str | None:
+def recorded_source(store: Warehouse, schema: str) -> str | None:
     """The source the schema recorded, or None for a schema that recorded none."""
     spec = source_table(schema)
     if not store.table_columns(spec):
         return None
-    rows = store.query(f"SELECT source FROM {spec.qualified_name}")
-    return None if rows.empty else str(rows["source"][0])
+    rows = store.query(
+        f"SELECT source FROM {spec.qualified_name} WHERE schema_name = ?", [schema]
+    )
+    if rows.empty or rows["source"].isna().iloc[0]:
+        return None
+    return str(rows["source"].iloc[0])
 
 
-def record_source(store: SourceWarehouse, schema: str, source: str | None) -> None:
+def record_source(store: Warehouse, schema: str, source: str | None) -> None:
     """Record ``source`` for ``schema``; None forgets it (the reset)."""
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    rows = [] if source is None else [{"source": source, "recorded_at": now}]
-    store.overwrite(source_table(schema), rows)
+    spec = source_table(schema)
+    with RowStage(spec) as stage:
+        stage.add([{"schema_name": schema, "source": source, "recorded_at": now}])
+        store.upsert(
+            stage,
+            spec,
+            key=["schema_name"],
+            newest_by="recorded_at",
+            run_id="salesexec-source-guard",
+            loaded_at=now,
+        )
 
 
-def guard_source(store: SourceWarehouse, schema: str, source: str) -> None:
+def guard_source(store: Warehouse, schema: str, source: str) -> None:
     """Refuse a run into a schema that holds another source; record it in a fresh one."""
     recorded = recorded_source(store, schema)
     if recorded is None:

@@ -14,6 +14,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
 
 from salesexec_assets.sandbox import SandboxServer, run_sandbox
+from salesexec_assets_tests.destinations import DUCKDB, POSTGRES, Destination
 from salesexec_assets_tests.figures import Figures
 from salesexec_assets_tests.postgres_server import PostgresServer, run_postgres
 
@@ -83,14 +84,33 @@ def point_environment(
 
 
 @pytest.fixture
-def point_env_at(warehouse_path: Path, monkeypatch: pytest.MonkeyPatch) -> PointEnv:
+def point_env_at(
+    warehouse_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> PointEnv:
     """``point_env_at(server, duckdb_path=warehouse_path)``: :func:`point_environment`
-    for the rest of the test."""
+    for the rest of the test. A test that takes ``destination`` writes there."""
 
     def point(server: SandboxServer, duckdb_path: Path = warehouse_path) -> dict[str, str]:
-        return point_environment(monkeypatch, server, duckdb_path)
+        variables = point_environment(monkeypatch, server, duckdb_path)
+        if "destination" in request.fixturenames:
+            chosen: Destination = request.getfixturevalue("destination")
+            for name, value in chosen.env.items():
+                monkeypatch.setenv(name, value)
+            variables.update(chosen.env)
+        return variables
 
     return point
+
+
+@pytest.fixture(params=[DUCKDB, POSTGRES])
+def destination(request: pytest.FixtureRequest, warehouse_path: Path) -> Destination:
+    """Each destination in turn: the DuckDB file ``warehouse_path``, then a fresh database
+    on the session's real Postgres server. The environment ``point_env_at`` (and
+    ``salesexec_env``) sets up selects it."""
+    if request.param == DUCKDB:
+        return Destination.duckdb_file(warehouse_path)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return Destination.postgres(server, request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture

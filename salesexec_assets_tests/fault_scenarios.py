@@ -4,8 +4,9 @@
 same functions at any scale, so the figures of both come from one code path. Nothing of
 the product is mocked: the sandbox is a real HTTP server on loopback, the runs go through
 ``dagster asset materialize`` (a subprocess) or Dagster's Python API, and the tables are
-real DuckDB files, read back and compared with the sandbox's ground truth row for row and
-value for value.
+real DuckDB files (or databases on the real Postgres test server, for the scenarios
+parametrized by destination), read back and compared with the sandbox's ground truth row
+for row and value for value.
 
 Each scenario adds what it did to ``lab.figures`` as it goes, then checks its promise
 with ``assert``: a broken promise raises AssertionError after its figures were counted
@@ -27,8 +28,8 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,13 +66,16 @@ from salesexec_assets.settings import (
     USERNAME_VAR,
 )
 from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse.postgres import LOCK_NAMESPACE
 from salesexec_assets_tests.conftest import (
     SANDBOX_PASSWORD,
     execute_assets,
     point_environment,
     salesexec_environment,
 )
+from salesexec_assets_tests.destinations import DUCKDB, POSTGRES, Destination
 from salesexec_assets_tests.figures import Figures
+from salesexec_assets_tests.postgres_server import PostgresServer
 from salesexec_assets_tests.test_asset_cli import (
     CLI_TIMEOUT_SECONDS,
     IN_PROCESS,
@@ -162,6 +166,11 @@ class SecretScan:
         self._servers: list[SandboxServer] = []
         self._texts: list[tuple[str, str]] = []
 
+    def add_secret(self, secret: str) -> None:
+        """One more value that must never show up (a database password)."""
+        if secret not in self._secrets:
+            self._secrets = (*self._secrets, secret)
+
     def watch(self, server: SandboxServer) -> None:
         self._servers.append(server)
 
@@ -180,8 +189,19 @@ class SecretScan:
                 "\n".join(serialize_value(event) for event in events),
             )
 
-    def add_warehouse(self, path: Path) -> None:
-        """Every value of every table of a DuckDB file, as text."""
+    def add_warehouse(self, path: Target) -> None:
+        """Every value of every table of a DuckDB file (or a Postgres database), as text."""
+        if isinstance(path, Destination):
+            assert path.server is not None
+            with path.server.connect(path.location.database) as con:
+                tables = con.execute(
+                    "SELECT table_schema, table_name FROM information_schema.tables "
+                    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+                ).fetchall()
+                for schema, table in tables:
+                    rows = con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
+                    self.add(f"{path.location.database} {schema}.{table}", repr(rows))
+            return
         if not path.exists():
             return
         con = duckdb.connect(str(path), read_only=True)
@@ -472,13 +492,26 @@ class CliProcess:
 # --- the lab --------------------------------------------------------------------------------
 
 
+# Where a scenario's tables go: a DuckDB file, or a database on the Postgres test server.
+Target = Path | Destination
+# What a writer waiting for another logs, per destination
+LOCK_WAIT_MESSAGES = {DUCKDB: LOCKED_MESSAGE, POSTGRES: "is being written by another run"}
+
+
+def target_environment(target: Target) -> dict[str, str]:
+    """The variables that point the project at ``target``."""
+    if isinstance(target, Destination):
+        return dict(target.env)
+    return {"SALESEXEC_DUCKDB_PATH": str(target)}
+
+
 @dataclass(frozen=True)
 class Materialize:
     """One run to launch: ``reports`` over ``days`` (one day, or a range in one run), read
     from ``source`` (a sandbox, a proxy, any ``base_url``), written to ``path``."""
 
     source: Any
-    path: Path
+    path: Target
     reports: Sequence[Report]
     days: Sequence[date]
     config: dict[str, Any] | None = None  # run config (the CLI adds in-process execution)
@@ -507,15 +540,20 @@ def partition_arguments(days: Sequence[date]) -> dict[str, Any]:
 
 
 def resources_config(
-    path: Path | None = None, *, chunk_days: int | None = None, **client: Any
+    path: Target | None = None, *, chunk_days: int | None = None, **client: Any
 ) -> dict[str, Any]:
-    """Run config for the resources. The warehouse's must name its path again: run config
-    replaces a resource's configuration whole."""
+    """Run config for the resources. The warehouse's names its destination again (a
+    Postgres password comes from the environment, never from run config)."""
     resources: dict[str, Any] = {}
     if client:
         resources["salesexec"] = {"config": client}
     if path is not None:
-        warehouse = {"path": str(path), **({"chunk_days": chunk_days} if chunk_days else {})}
+        extra = {"chunk_days": chunk_days} if chunk_days else {}
+        warehouse = (
+            path.resource_config(**extra)
+            if isinstance(path, Destination)
+            else {"path": str(path), **extra}
+        )
         resources["warehouse"] = {"config": warehouse}
     return {"resources": resources} if resources else {}
 
@@ -539,6 +577,9 @@ class Lab:
         self._home: Path | None = None
         self._processes: list[CliProcess] = []
         self._seed_file: Path | None = None
+        self._databases: list[Destination] = []
+        # the session's Postgres server, started when a scenario first asks for a database
+        self.postgres: Callable[[], PostgresServer] | None = None
 
     def __enter__(self) -> Lab:
         self.instance = self._stack.enter_context(DagsterInstance.ephemeral())
@@ -571,6 +612,20 @@ class Lab:
         self._files.append(path)
         return path
 
+    def target(self, name: str, kind: str = DUCKDB) -> Target:
+        """Where a scenario writes: a warehouse file, or (``kind="postgres"``) a fresh
+        database on the Postgres test server; scanned for secrets at the end, and the
+        database password is one of the secrets."""
+        if kind == DUCKDB:
+            return self.file(name)
+        assert self.postgres is not None, "this lab has no Postgres server"
+        server = self.postgres()
+        database = server.create_database(f"lab_{name.replace('-', '_')}_{len(self._databases)}")
+        self.secrets.add_secret(server.password)
+        destination = Destination.postgres(server, database)
+        self._databases.append(destination)
+        return destination
+
     def seeded_file(self, name: str) -> Path:
         """A warehouse file that already holds All Leads for ``days(2)`` (a copy of one
         load): the data a failed run must leave as it was."""
@@ -583,6 +638,15 @@ class Lab:
         path = self.file(name)
         shutil.copy(self._seed_file, path)
         return path
+
+    def seeded(self, name: str, kind: str = DUCKDB) -> Target:
+        """:meth:`seeded_file`, or a Postgres database seeded by the same load."""
+        if kind == DUCKDB:
+            return self.seeded_file(name)
+        target = self.target(name, kind)
+        seeded = self.run(Materialize(self.sandbox(), target, [ALL_LEADS], self.days(2)))
+        assert seeded.success, seeded.text
+        return target
 
     def days(self, count: int, first: date = FIRST_DAY) -> list[date]:
         return [first + timedelta(days=n) for n in range(count)]
@@ -604,8 +668,8 @@ class Lab:
             match = _RUN_ID.search(process.output)
             return Outcome(code == 0, process.output, match[1] if match else "")
         with pytest.MonkeyPatch.context() as patch:
-            point_environment(patch, job.source, job.path)
-            for name, value in (job.env or {}).items():
+            point_environment(patch, job.source, self.root / "unused.duckdb")
+            for name, value in {**target_environment(job.path), **(job.env or {})}.items():
                 patch.setenv(name, value)
             result = execute_assets(
                 self.instance,
@@ -634,7 +698,8 @@ class Lab:
             json.dumps({**IN_PROCESS, **(job.config or {})}),
         )
         environment = {
-            **cli_environment(job.source, job.path, self.dagster_home),
+            **cli_environment(job.source, self.root / "unused.duckdb", self.dagster_home),
+            **target_environment(job.path),
             **(job.env or {}),
         }
         process = CliProcess(command, environment, self.root)
@@ -662,7 +727,7 @@ class Lab:
             if self._home is not None:
                 with self.cli_instance() as instance:
                     self.secrets.add_instance(instance, "cli")
-            for path in self._files:
+            for path in [*self._files, *self._databases]:
                 self.secrets.add_warehouse(path)
         finally:
             self._close()
@@ -710,7 +775,7 @@ class Lab:
 
 def compare_with_truth(
     lab: Lab,
-    path: Path,
+    path: Target,
     server: SandboxServer,
     reports: Iterable[Report],
     days: Sequence[date],
@@ -817,7 +882,7 @@ def with_rows_read_mid_change(
     return kept + [row for row in instead.values() if row is not None]
 
 
-def compare_awaiting_import(lab: Lab, path: Path, server: SandboxServer, day: date) -> None:
+def compare_awaiting_import(lab: Lab, path: Target, server: SandboxServer, day: date) -> None:
     """One snapshot per lead type, each with the sandbox's count for its AsOfUtc."""
     stored = stored_rows(path, AWAITING_IMPORT.name)
     as_of = {row["lead_type_uid"]: row["as_of_utc"] for row in stored}
@@ -863,7 +928,7 @@ def versions_as_read(server: SandboxServer, order: Sequence[str]) -> dict[str, i
     }
 
 
-def partitions_of(path: Path, report: Report) -> dict[date, list[dict[str, Any]]]:
+def partitions_of(path: Target, report: Report) -> dict[date, list[dict[str, Any]]]:
     """Each stored partition's rows, load stamps included, in a stable order."""
     days: dict[date, list[dict[str, Any]]] = {}
     for row in stored_rows(path, report.name, with_metadata=True):
@@ -873,7 +938,7 @@ def partitions_of(path: Path, report: Report) -> dict[date, list[dict[str, Any]]
 
 def assert_crash_left_whole_partitions(
     lab: Lab,
-    path: Path,
+    path: Target,
     server: SandboxServer,
     report: Report,
     before: Mapping[date, list[dict[str, Any]]],
@@ -900,7 +965,7 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def whole_tables(path: Path, reports: Iterable[Report]) -> dict[str, list[dict[str, Any]]]:
+def whole_tables(path: Target, reports: Iterable[Report]) -> dict[str, list[dict[str, Any]]]:
     """Every row with its load stamps, report by report, in a stable order."""
     return {
         report.name: sorted_rows(stored_rows(path, report.name, with_metadata=True))
@@ -1006,17 +1071,18 @@ class KillSwitch:
 
     ``at="pull"``: SIGKILL right then, before the request is answered: the run dies
     mid-pull, its earlier chunks committed, this one not. ``at="write"``: take the
-    warehouse file's write lock right then; the run pulls and stages the whole chunk,
-    then waits for the file to write it, and is killed while it waits (its log says so).
+    destination's write lock right then (the DuckDB file's, or the table's advisory lock
+    in Postgres); the run pulls and stages the whole chunk, then waits for the lock to
+    write it, and is killed while it waits (its log says so).
     """
 
-    def __init__(self, report: Report, day: date, at: str, path: Path) -> None:
-        self.report, self.at, self.path = report, at, path
+    def __init__(self, report: Report, day: date, at: str, target: Target) -> None:
+        self.report, self.at, self.target = report, at, target
         self.window_start = local_midnight_utc(day, "UTC")
         self.process: CliProcess | None = None
         self.started = threading.Event()
         self.struck = threading.Event()
-        self.holder: duckdb.DuckDBPyConnection | None = None
+        self.holder = ExitStack()  # the destination's write lock, while the run waits
 
     def before(self, path: str, query: Mapping[str, list[str]]) -> None:
         start = (query.get(contract.PARAM_START) or [None])[0]
@@ -1030,7 +1096,8 @@ class KillSwitch:
         if self.at == "pull":
             self.process.kill()
         else:
-            self.holder = duckdb.connect(str(self.path))  # the run will wait for the file
+            # the run will wait for the destination's write lock
+            self.holder.enter_context(hold_write_locks(self.target, [self.report]))
 
     def strike(self, lab: Lab, job: Materialize) -> CliProcess:
         """Start the run through a proxy with this switch; return once it is dead."""
@@ -1040,13 +1107,13 @@ class KillSwitch:
         process = self.process
         try:
             if self.at == "write":
-                assert process.wait_for(LOCKED_MESSAGE), process.output[-3000:]
+                waiting = LOCK_WAIT_MESSAGES[DUCKDB if isinstance(self.target, Path) else POSTGRES]
+                assert process.wait_for(waiting), process.output[-3000:]
                 process.kill()
             else:
                 process.wait()
         finally:
-            if self.holder is not None:
-                self.holder.close()
+            self.holder.close()
         assert self.struck.is_set(), f"the run never asked for {self.report.name} of the day"
         assert process.popen.returncode == -signal.SIGKILL, process.output[-3000:]
         return process
@@ -1062,18 +1129,19 @@ def rewritten_days(
     )
 
 
-def kill_and_rerun(lab: Lab) -> None:
+def kill_and_rerun(lab: Lab, kind: str = DUCKDB) -> None:
     """kill -9 ``dagster asset materialize`` at exact points, by construction: mid-pull
     (the run waiting for a page of chunk N) and at a write (chunk N pulled and staged,
-    the run waiting for the file), and once between a COMMIT and DuckDB's checkpoint.
-    Each kill is asserted to have landed where it was aimed: the killed run committed
-    exactly the chunks before N of the struck report. Between the kill and the re-run,
-    the file (its WAL replayed by a read-only open) holds whole partitions only and lost
-    none; the re-run restores the truth and checks the WAL in."""
+    the run waiting for the destination's write lock), and, for DuckDB, once between a
+    COMMIT and DuckDB's checkpoint. Each kill is asserted to have landed where it was
+    aimed: the killed run committed exactly the chunks before N of the struck report.
+    Between the kill and the re-run, the destination (a DuckDB file with its WAL replayed
+    by a read-only open, or a Postgres database whose server rolled the killed transaction
+    back) holds whole partitions only and lost none; the re-run restores the truth."""
     reports = (ALL_ACTIONS, ALL_LEADS)
     days = lab.days(lab.scale.partitions)
     server = lab.sandbox()
-    path = lab.file("killed")
+    path = lab.target("killed", kind)
     per_day = resources_config(path, chunk_days=1)  # a transaction per day: many to hit
     job = Materialize(server, path, reports, days, per_day)
     baseline = lab.run(replace(job, days=days[: len(days) // 2]))
@@ -1085,7 +1153,7 @@ def kill_and_rerun(lab: Lab) -> None:
         before = {report.name: partitions_of(path, report) for report in reports}
         KillSwitch(struck, days[chunk], at, path).strike(lab, job)
         lab.injected(1)
-        wal = wal_of(path).exists()
+        wal = isinstance(path, Path) and wal_of(path).exists()
         notes = [
             assert_crash_left_whole_partitions(lab, path, server, report, before[report.name])
             for report in reports
@@ -1099,10 +1167,12 @@ def kill_and_rerun(lab: Lab) -> None:
         assert rerun.success, rerun.text
         compare_with_truth(lab, path, server, reports, days)
         lab.notes.append(
-            f"kill at the {at} of {struck.name} chunk {chunk + 1}/{len(days)} landed there "
-            f"({chunk} chunk(s) committed before it); WAL left: {wal}; " + "; ".join(notes)
+            f"{kind}: kill at the {at} of {struck.name} chunk {chunk + 1}/{len(days)} landed "
+            f"there ({chunk} chunk(s) committed before it); WAL left: {wal}; " + "; ".join(notes)
         )
         lab.survived(1)
+    if not isinstance(path, Path):
+        return  # the WAL and its checkpoint are DuckDB's
     kill_between_commit_and_checkpoint(lab, server, path, days[0])
     rerun = lab.run(job)
     assert rerun.success, rerun.text
@@ -1189,37 +1259,59 @@ def commit_then_die(path: str, day: str, base_url: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def parallel_writers(lab: Lab) -> None:
+def parallel_writers(lab: Lab, kind: str = DUCKDB) -> None:
     """Several CLI processes write different partitions of the same five reports into
-    one DuckDB file at once (all made to collide on its lock): all succeed, and the file
-    holds the truth of every partition, once."""
+    one destination at once (all made to collide: on the DuckDB file's lock, or on the
+    Postgres tables' advisory locks): all succeed, and the destination holds the truth of
+    every partition, once."""
     writers = lab.scale.writers
     per_writer = max(1, lab.scale.partitions // writers)
     days = lab.days(per_writer * writers)
     server = lab.sandbox(latency_ms=5, p5xx=0.02)
-    path = lab.file("parallel")
-    config = resources_config(**FAST_RETRIES)
-    # Hold the file's write lock while the writers start: each must wait for it, and then
-    # for the others. The collision is certain, not left to timing.
-    holder = duckdb.connect(str(path))
-    try:
+    path = lab.target("parallel", kind)
+    config = resources_config(path, **FAST_RETRIES)
+    waiting = LOCK_WAIT_MESSAGES[kind]
+    # Hold the destination's write locks while the writers start: each must wait for
+    # them, and then for the others. The collision is certain, not left to timing.
+    with hold_write_locks(path, DAY_REPORTS):
         processes = [
             lab.start_cli(Materialize(server, path, DAY_REPORTS, group, config))
             for group in (days[n * per_writer : (n + 1) * per_writer] for n in range(writers))
         ]
         for process in processes:
-            process.wait_for(LOCKED_MESSAGE)
-    finally:
-        holder.close()
+            process.wait_for(waiting)
     codes = [process.wait() for process in processes]
-    lock_waits = sum(process.output.count(LOCKED_MESSAGE) for process in processes)
+    lock_waits = sum(process.output.count(waiting) for process in processes)
     injected = lab.injected(lock_waits + sum(server.fault_counts.values()))
     for code, process in zip(codes, processes, strict=True):
         assert code == 0, process.output[-5000:]
-        assert LOCKED_MESSAGE in process.output
+        assert waiting in process.output
     compare_with_truth(lab, path, server, DAY_REPORTS, days)
-    lab.notes.append(f"{writers} parallel writers waited for the lock {lock_waits} times")
+    lab.notes.append(f"{writers} parallel writers into {kind} waited {lock_waits} times")
     lab.survived(injected)
+
+
+@contextmanager
+def hold_write_locks(target: Target, reports: Iterable[Report]) -> Iterator[None]:
+    """Hold what a writer of ``reports`` must wait for: the DuckDB file's lock, or each
+    report's (and its quarantine's) advisory lock in Postgres, until the block ends."""
+    if isinstance(target, Path):
+        holder = duckdb.connect(str(target))
+        try:
+            yield
+        finally:
+            holder.close()
+        return
+    assert target.server is not None
+    with target.server.connect(target.location.database) as con:
+        for report in reports:
+            for table in (report.name, report.name + QUARANTINE_SUFFIX):
+                con.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                    [f"{LOCK_NAMESPACE}salesexec.{table}"],
+                )
+        yield
+        con.rollback()
 
 
 EXHAUSTED_ENDPOINTS = {
@@ -1380,7 +1472,7 @@ BAD_RECORDS: tuple[tuple[Corruption, str, bool], ...] = (
 )
 
 
-def bad_records(lab: Lab) -> None:
+def bad_records(lab: Lab, kind: str = DUCKDB) -> None:
     """Records that break the contract (no id, a text id, an unparseable timestamp, one
     out of range, a window instant outside the requested days) go whole, with the reason,
     to the quarantine table, dated by their own day when their window field gives one
@@ -1391,7 +1483,7 @@ def bad_records(lab: Lab) -> None:
     days = lab.days(2)
     first_day, bad_day = days
     server = lab.sandbox()
-    path = lab.seeded_file("bad-records")
+    path = lab.seeded("bad-records", kind)
     truth = expected_day(server, ALL_LEADS, lead_type_uids(server), bad_day)
     assert len(truth) >= len(BAD_RECORDS), "too few leads a day to corrupt one of each kind"
     cases = dict(zip((row["lead_uid"] for row in truth), BAD_RECORDS, strict=False))
@@ -1450,9 +1542,12 @@ SCENARIOS: dict[str, Callable[[Lab], None]] = {
     "all faults at once, dagster asset materialize": lambda lab: all_faults_at_once(lab, "cli"),
     "rows leave windows mid-read": lambda lab: _run_each(lab, rows_leave_windows, LEAVING),
     "kill -9 and re-run": kill_and_rerun,
+    "kill -9 and re-run, Postgres": lambda lab: kill_and_rerun(lab, POSTGRES),
     "parallel writers": parallel_writers,
+    "parallel writers, Postgres": lambda lab: parallel_writers(lab, POSTGRES),
     "retries exhausted": lambda lab: _run_each(lab, retries_exhausted, EXHAUSTED_ENDPOINTS),
     "malformed settings": malformed_settings,
     "bad base URL or password": lambda lab: _run_each(lab, bad_base_url, BAD_BASE_URLS),
     "bad records": bad_records,
+    "bad records, Postgres": lambda lab: bad_records(lab, POSTGRES),
 }

@@ -37,6 +37,7 @@ from salesexec_assets.checks import (
 from salesexec_assets.definitions import build_definitions
 from salesexec_assets.loading import WriteMode, load_report
 from salesexec_assets.naming import snake_case
+from salesexec_assets.records import table_spec
 from salesexec_assets.resources import WarehouseResource
 from salesexec_assets.sandbox import Faults, SandboxServer
 from salesexec_assets.sandbox.catalog import USERS
@@ -49,6 +50,7 @@ from salesexec_assets_tests.conftest import (
     RunAssets,
     StartSandbox,
 )
+from salesexec_assets_tests.destinations import Destination
 from salesexec_assets_tests.truth import (
     assert_rows_match,
     expected_day,
@@ -112,13 +114,17 @@ def metadata_of(result: ExecuteInProcessResult, report: Report) -> dict[str, Any
     return {name: getattr(value, "value", value) for name, value in events[0].metadata.items()}
 
 
-def whole_table(path: Path, report: Report) -> list[dict[str, Any]]:
+def whole_table(path: Path | Destination, report: Report) -> list[dict[str, Any]]:
     """Every row with its load stamps, in a stable order (to prove nothing changed)."""
     return sorted_rows(stored_rows(path, report.name, with_metadata=True))
 
 
 def assert_day_matches_truth(
-    path: Path, server: SandboxServer, report: Report, days: Iterable[date], zone: str = "UTC"
+    path: Path | Destination,
+    server: SandboxServer,
+    report: Report,
+    days: Iterable[date],
+    zone: str = "UTC",
 ) -> None:
     lead_types = lead_type_uids(server)
     expected = [row for day in days for row in expected_day(server, report, lead_types, day, zone)]
@@ -137,22 +143,22 @@ def assert_succeeded(result: ExecuteInProcessResult) -> None:
 def test_each_report_for_a_past_day_equals_the_sandbox_truth(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
-    warehouse_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
 ) -> None:
     result = run_assets(definitions(), keys(*DAY_REPORTS), partition=str(PAST_DAY))
     assert_succeeded(result)
     for report in DAY_REPORTS:
-        assert_day_matches_truth(warehouse_path, sandbox, report, [PAST_DAY])
+        assert_day_matches_truth(destination, sandbox, report, [PAST_DAY])
     # every configured lead type (all of the account's, by default) was pulled
-    pulled = {row["lead_type_uid"] for row in stored_rows(warehouse_path, ALL_LEADS.name)}
+    pulled = {row["lead_type_uid"] for row in stored_rows(destination, ALL_LEADS.name)}
     assert pulled == set(lead_type_uids(sandbox)) == {1, 2, 3}
 
 
 def test_leads_awaiting_import_count_snapshots_the_sandbox_count_of_the_moment(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
-    warehouse_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
 ) -> None:
     defs = definitions()
@@ -164,7 +170,7 @@ def test_leads_awaiting_import_count_snapshots_the_sandbox_count_of_the_moment(
         assert_succeeded(run_assets(defs, keys(AWAITING_IMPORT), partition=str(today)))
         pulls.append((before, datetime.now(timezone.utc).replace(tzinfo=None)))
 
-    rows = sorted(stored_rows(warehouse_path, AWAITING_IMPORT.name), key=lambda r: r["as_of_utc"])
+    rows = sorted(stored_rows(destination, AWAITING_IMPORT.name), key=lambda r: r["as_of_utc"])
     assert len(rows) == 2 * len(lead_types)
     for pull, (before, after) in enumerate(pulls):
         snapshot = rows[pull * len(lead_types) : (pull + 1) * len(lead_types)]
@@ -186,20 +192,20 @@ def test_leads_awaiting_import_count_snapshots_the_sandbox_count_of_the_moment(
 def test_rerunning_a_day_leaves_every_table_identical(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
-    warehouse_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
 ) -> None:
     defs = definitions()
     assert_succeeded(run_assets(defs, keys(*DAY_REPORTS), partition=str(PAST_DAY)))
-    first = {r.name: sorted_rows(stored_rows(warehouse_path, r.name)) for r in DAY_REPORTS}
+    first = {r.name: sorted_rows(stored_rows(destination, r.name)) for r in DAY_REPORTS}
     second_run = run_assets(defs, keys(*DAY_REPORTS), partition=str(PAST_DAY))
     assert_succeeded(second_run)
 
     for report in DAY_REPORTS:
         assert first[report.name], report.name
-        assert sorted_rows(stored_rows(warehouse_path, report.name)) == first[report.name]
+        assert sorted_rows(stored_rows(destination, report.name)) == first[report.name]
         # every row is the second run's: the first run's rows were replaced, not kept
-        stamped = stored_rows(warehouse_path, report.name, with_metadata=True)
+        stamped = stored_rows(destination, report.name, with_metadata=True)
         assert {row["_run_id"] for row in stamped} == {second_run.run_id}
 
 
@@ -271,7 +277,7 @@ def test_daylight_saving_days_in_chicago_hold_exactly_their_local_day(
     window_utc: str,
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
-    warehouse_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -279,7 +285,7 @@ def test_daylight_saving_days_in_chicago_hold_exactly_their_local_day(
     result = run_assets(definitions(), keys(*DAY_REPORTS), partition=str(day))
     assert_succeeded(result)
     for report in DAY_REPORTS:
-        assert_day_matches_truth(warehouse_path, sandbox, report, [day], zone=CHICAGO)
+        assert_day_matches_truth(destination, sandbox, report, [day], zone=CHICAGO)
         assert metadata_of(result, report)["window_utc"] == window_utc
     assert all(evaluation.passed for evaluation in result.get_asset_check_evaluations())
 
@@ -287,7 +293,7 @@ def test_daylight_saving_days_in_chicago_hold_exactly_their_local_day(
 def test_a_chicago_range_across_the_fall_back_change_buckets_records_by_local_day(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
-    warehouse_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -295,9 +301,7 @@ def test_a_chicago_range_across_the_fall_back_change_buckets_records_by_local_da
     days = [date(2025, 11, 1), date(2025, 11, 2), date(2025, 11, 3)]
     # two days per transaction: the 25-hour day shares its chunk (and its API window)
     # with the day before it
-    config = {
-        "resources": {"warehouse": {"config": {"path": str(warehouse_path), "chunk_days": 2}}}
-    }
+    config = destination.run_config(chunk_days=2)
     reports = (ALL_LEADS, BRANCH_LEAD_COUNT, REPORTS_BY_NAME["last_updated_leads"])
     result = run_assets(
         definitions(),
@@ -307,7 +311,7 @@ def test_a_chicago_range_across_the_fall_back_change_buckets_records_by_local_da
     )
     assert_succeeded(result)
     for report in reports:
-        assert_day_matches_truth(warehouse_path, sandbox, report, days, zone=CHICAGO)
+        assert_day_matches_truth(destination, sandbox, report, days, zone=CHICAGO)
         assert metadata_of(result, report)["window_utc"] == (
             "[2025-11-01T05:00:00Z, 2025-11-04T06:00:00Z)"
         )
@@ -317,16 +321,17 @@ def test_a_chicago_range_across_the_fall_back_change_buckets_records_by_local_da
 
 
 def test_schema_drift_in_the_middle_of_a_range_loses_no_value(
-    start_sandbox: StartSandbox, point_env_at: PointEnv, warehouse_path: Path, run_assets: RunAssets
+    start_sandbox: StartSandbox,
+    point_env_at: PointEnv,
+    destination: Destination,
+    run_assets: RunAssets,
 ) -> None:
     days = [PAST_DAY + timedelta(days=n) for n in range(4)]
     drifted = start_sandbox(schema_drift_from=days[2])
     point_env_at(drifted)
     # two days per transaction: the drift arrives in the second write, on a table that
     # already holds numbers in the drifted columns
-    config = {
-        "resources": {"warehouse": {"config": {"path": str(warehouse_path), "chunk_days": 2}}}
-    }
+    config = destination.run_config(chunk_days=2)
     result = run_assets(
         definitions(),
         keys(*LEAD_REPORTS),
@@ -343,13 +348,13 @@ def test_schema_drift_in_the_middle_of_a_range_loses_no_value(
         if report is ALL_LEADS:  # every lead type's drifted field straddles the drift here
             assert retyped == {"field_loan_amount", "field_premium", "field_roof_sq_ft"}
         assert retyped, f"{report.name}: the range does not straddle the drift"
-        types = stored_types(warehouse_path, report.name)
+        types = stored_types(destination, report.name)
         assert types["field_preferred_contact_time"] == "VARCHAR"  # the new field
         assert {column: types[column] for column in retyped} == dict.fromkeys(retyped, "VARCHAR")
         assert types["field_credit_score"] == "BIGINT"  # an untouched number stays a number
         # every value is kept (old numbers as text) and `fields` equals the source
         assert_rows_match(
-            stored_rows(warehouse_path, report.name),
+            stored_rows(destination, report.name),
             expected,
             key_columns(report),
             text_columns=retyped,
@@ -361,10 +366,10 @@ def test_schema_drift_in_the_middle_of_a_range_loses_no_value(
 
     # re-running a day from before the drift (numbers again, into text columns) changes
     # nothing but the load stamps
-    before = {r.name: sorted_rows(stored_rows(warehouse_path, r.name)) for r in LEAD_REPORTS}
+    before = {r.name: sorted_rows(stored_rows(destination, r.name)) for r in LEAD_REPORTS}
     assert_succeeded(run_assets(definitions(), keys(*LEAD_REPORTS), partition=str(days[0])))
     for report in LEAD_REPORTS:
-        assert sorted_rows(stored_rows(warehouse_path, report.name)) == before[report.name]
+        assert sorted_rows(stored_rows(destination, report.name)) == before[report.name]
 
 
 # --- failure safety -----------------------------------------------------------------------
@@ -373,17 +378,17 @@ def test_schema_drift_in_the_middle_of_a_range_loses_no_value(
 def test_an_exception_between_delete_and_insert_leaves_the_old_partition_intact(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
-    warehouse_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
 ) -> None:
     days = [PAST_DAY, PAST_DAY + timedelta(days=1)]
     assert_succeeded(
         run_assets(definitions(), keys(ALL_LEADS), partition_range=(str(days[0]), str(days[1])))
     )
-    before = whole_table(warehouse_path, ALL_LEADS)
+    before = whole_table(destination, ALL_LEADS)
     partition_rows_at_failure: list[int] = []
 
-    def fail_on_second_chunk(con: duckdb.DuckDBPyConnection) -> None:
+    def fail_on_second_chunk(con: Any) -> None:  # takes ? placeholders on both backends
         row = con.execute(
             "SELECT count(*) FROM salesexec.all_leads WHERE partition_date = ?", [days[1]]
         ).fetchone()
@@ -399,7 +404,7 @@ def test_an_exception_between_delete_and_insert_leaves_the_old_partition_intact(
                 days,
                 client=client,
                 lead_types=lead_types,
-                warehouse=DuckDBWarehouse(warehouse_path),
+                warehouse=destination.warehouse(),
                 zone="UTC",
                 mode=WriteMode.REPLACE,
                 run_id="doomed-run",
@@ -410,7 +415,7 @@ def test_an_exception_between_delete_and_insert_leaves_the_old_partition_intact(
             )
 
     assert partition_rows_at_failure[1] == 0  # the failure struck after the delete
-    after = whole_table(warehouse_path, ALL_LEADS)
+    after = whole_table(destination, ALL_LEADS)
     old_second_day = [row for row in before if row["partition_date"] == days[1]]
     assert old_second_day
     assert [row for row in after if row["partition_date"] == days[1]] == old_second_day
@@ -420,26 +425,26 @@ def test_an_exception_between_delete_and_insert_leaves_the_old_partition_intact(
 
 
 def test_a_run_without_partition_is_refused_before_any_table_is_touched(
-    salesexec_env: dict[str, str], warehouse_path: Path, run_assets: RunAssets
+    salesexec_env: dict[str, str], destination: Destination, run_assets: RunAssets
 ) -> None:
     defs = definitions()
     refused = run_assets(defs, keys(ALL_LEADS))
     assert not refused.success
     assert "partitioned by day: give a partition" in failure_text(refused)
-    assert not warehouse_path.exists()
+    assert destination.untouched()
 
     assert_succeeded(run_assets(defs, keys(ALL_LEADS), partition=str(PAST_DAY)))
-    before = whole_table(warehouse_path, ALL_LEADS)
+    before = whole_table(destination, ALL_LEADS)
     refused = run_assets(defs, keys(ALL_LEADS))
     assert not refused.success
     assert "partitioned by day: give a partition" in failure_text(refused)
-    assert whole_table(warehouse_path, ALL_LEADS) == before
+    assert whole_table(destination, ALL_LEADS) == before
 
 
 def test_a_past_day_of_every_report_succeeds_and_the_now_report_skips_it_writing_nothing(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
-    warehouse_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
     dagster_instance: DagsterInstance,
 ) -> None:
@@ -449,7 +454,7 @@ def test_a_past_day_of_every_report_succeeds_and_the_now_report_skips_it_writing
     defs = definitions()
     today = datetime.now(timezone.utc).date()
     assert_succeeded(run_assets(defs, keys(AWAITING_IMPORT), partition=str(today)))
-    snapshot = whole_table(warehouse_path, AWAITING_IMPORT)
+    snapshot = whole_table(destination, AWAITING_IMPORT)
     assert snapshot
 
     requests_before = sandbox.request_count
@@ -468,10 +473,10 @@ def test_a_past_day_of_every_report_succeeds_and_the_now_report_skips_it_writing
     )
     assert_succeeded(everything)
     assert metadata_of(everything, AWAITING_IMPORT)["skipped"] == "past partition"
-    assert whole_table(warehouse_path, AWAITING_IMPORT) == snapshot
+    assert whole_table(destination, AWAITING_IMPORT) == snapshot
     for report in DAY_REPORTS:
         assert_day_matches_truth(
-            warehouse_path, sandbox, report, [PAST_DAY + timedelta(days=n) for n in range(3)]
+            destination, sandbox, report, [PAST_DAY + timedelta(days=n) for n in range(3)]
         )
 
 
@@ -657,7 +662,7 @@ def test_the_preview_shows_nulls_as_empty_cells_and_dates_as_plain_dates() -> No
 def test_materialization_metadata_describes_the_pull_without_personal_data_or_secrets(
     sandbox: SandboxServer,
     salesexec_env: dict[str, str],
-    warehouse_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
     dagster_instance: DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
@@ -674,16 +679,17 @@ def test_materialization_metadata_describes_the_pull_without_personal_data_or_se
     api_requests = api_retries = 0
     for report in (ALL_LEADS, ALL_ACTIONS):
         metadata = metadata_of(result, report)
-        rows = stored_rows(warehouse_path, report.name)
+        rows = stored_rows(destination, report.name)
         truth = {uid: len(expected_day(sandbox, report, [uid], PAST_DAY)) for uid in (1, 3)}
         assert metadata["dagster/row_count"] == len(rows) == sum(truth.values())
         assert metadata["dagster/partition_row_count"] == len(rows)
         assert metadata["rows_by_lead_type"] == {"1 (Mortgage)": truth[1], "3 (Solar)": truth[3]}
         assert metadata["window_utc"] == "[2025-06-10T00:00:00Z, 2025-06-11T00:00:00Z)"
-        assert metadata["dagster/table_name"] == f"salesexec.{report.name}"
+        assert metadata["dagster/table_name"] == destination.location.table_name(table_spec(report))
+        assert metadata["warehouse"] == destination.location.display
         schema = metadata["dagster/column_schema"]
         assert [column.name for column in schema.columns] == list(
-            stored_types(warehouse_path, report.name)
+            stored_types(destination, report.name)
         )
         assert metadata["from_sandbox"] is False  # a SalesExec URL was given
         assert metadata["api_pages"] >= 2  # one page per lead type at least
@@ -710,7 +716,8 @@ def test_materialization_metadata_describes_the_pull_without_personal_data_or_se
     captured = capfd.readouterr()
     assert any("retry" in entry for entry in logs)  # the logs that could leak were captured
     for text in (*logs, serialize_value(run), captured.out, captured.err, caplog.text):
-        assert SANDBOX_PASSWORD not in text
+        for secret in (SANDBOX_PASSWORD, *destination.secrets):
+            assert secret not in text
 
 
 def test_a_run_on_the_embedded_sandbox_says_so_in_its_metadata(

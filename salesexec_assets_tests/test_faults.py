@@ -34,6 +34,7 @@ from salesexec_assets_tests.conftest import (
     RunAssets,
     StartSandbox,
 )
+from salesexec_assets_tests.destinations import DUCKDB, POSTGRES
 from salesexec_assets_tests.fault_scenarios import (
     BAD_BASE_URLS,
     EXHAUSTED_ENDPOINTS,
@@ -73,12 +74,15 @@ def lab(
     fault_figures: Figures,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Lab]:
-    """A lab at CI's scale; its figures join the session's, its captures the secret scan."""
+    """A lab at CI's scale; its figures join the session's, its captures the secret scan.
+    A scenario that asks for a Postgres database gets one on the session's server."""
     caplog.set_level(logging.DEBUG)
     figures = Figures()
     try:
         with Lab(tmp_path, Scale(), figures) as started:
+            started.postgres = lambda: request.getfixturevalue("postgres_server")
             yield started
             captured = capfd.readouterr()
             # shown again by pytest if the test failed
@@ -107,17 +111,19 @@ def test_rows_leaving_their_window_mid_read_lose_no_other_row_in_any_report(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", [DUCKDB, POSTGRES])
 def test_kill_9_mid_pull_or_mid_write_leaves_whole_partitions_and_a_rerun_restores_the_truth(
-    lab: Lab,
+    lab: Lab, kind: str
 ) -> None:
-    kill_and_rerun(lab)
+    kill_and_rerun(lab, kind)
 
 
 @pytest.mark.slow
-def test_parallel_cli_writers_into_one_duckdb_file_all_succeed_and_lose_nothing(
-    lab: Lab,
+@pytest.mark.parametrize("kind", [DUCKDB, POSTGRES])
+def test_parallel_cli_writers_into_one_destination_all_succeed_and_lose_nothing(
+    lab: Lab, kind: str
 ) -> None:
-    parallel_writers(lab)
+    parallel_writers(lab, kind)
 
 
 @pytest.mark.parametrize("kind", EXHAUSTED_ENDPOINTS)
@@ -140,10 +146,11 @@ def test_a_bad_base_url_or_password_fails_the_run_naming_the_problem_and_keeps_t
     bad_base_url(lab, case)
 
 
+@pytest.mark.parametrize("kind", [DUCKDB, POSTGRES])
 def test_records_breaking_the_contract_are_quarantined_counted_and_never_dropped(
-    lab: Lab,
+    lab: Lab, kind: str
 ) -> None:
-    bad_records(lab)
+    bad_records(lab, kind)
 
 
 def test_run_config_that_tunes_the_client_still_reads_the_configured_account(

@@ -1,22 +1,24 @@
-"""The update methods, run for real: sandbox over HTTP, Dagster runs, a DuckDB file."""
+"""The update methods, run for real: sandbox over HTTP, Dagster runs, each destination
+(a DuckDB file, a real Postgres database)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, instance_for_test
 
-from salesexec_assets.api.contract import LEAD_TYPE_UID
+from salesexec_assets.api.contract import LEAD_TYPE_UID, REPORTS_BY_NAME
+from salesexec_assets.records import table_spec
 from salesexec_assets.sandbox import SandboxServer
 from salesexec_assets.settings import Settings
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse import LOADED_AT_COLUMN, RUN_ID_COLUMN, Warehouse
+from salesexec_assets_tests.destinations import Destination
 from salesexec_assets_tests.scheduling_support import (
     build_test_definitions,
     make_settings,
@@ -36,18 +38,19 @@ RANGE_TAGS = {
 
 @dataclass
 class Deployment:
-    """A sandbox account, a Dagster instance and a warehouse file shared by a test's runs."""
+    """A sandbox account, a Dagster instance and a destination shared by a test's runs."""
 
     server: SandboxServer
     instance: DagsterInstance
     settings: Settings
+    destination: Destination
 
     def definitions(self, reports: dict[str, Any]) -> Definitions:
         return build_test_definitions(self.settings, {"reports": reports})
 
     @property
-    def warehouse(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(self.settings.duckdb_path)
+    def warehouse(self) -> Warehouse:
+        return self.destination.warehouse()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         return self.warehouse.query(sql, params)
@@ -65,10 +68,20 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+def deployment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, destination: Destination
+) -> Iterator[Deployment]:
     with sandbox_account(monkeypatch) as server, instance_for_test() as instance:
         settings = make_settings(tmp_path, base_url=server.base_url, start_date=date(2026, 1, 1))
-        yield Deployment(server, instance, settings)
+        if destination.path is not None:  # the DuckDB variant: the settings' own file
+            destination = Destination.duckdb_file(settings.duckdb_path)
+        else:
+            for name, value in destination.env.items():
+                monkeypatch.setenv(name, value)
+            settings = replace(
+                settings, warehouse=destination.location, has_warehouse_password=True
+            )
+        yield Deployment(server, instance, settings, destination)
 
 
 def test_replace_keeps_one_copy_of_a_day_however_often_it_runs(deployment: Deployment) -> None:
@@ -95,9 +108,8 @@ def test_append_keeps_every_pull_stamped_with_its_load_time(deployment: Deployme
 
 
 def current_leads(deployment: Deployment) -> pd.DataFrame:
-    return deployment.query(
-        "SELECT * EXCLUDE (_loaded_at, _run_id) FROM salesexec.leads ORDER BY lead_uid"
-    )
+    frame = deployment.query("SELECT * FROM salesexec.leads ORDER BY lead_uid")
+    return frame.drop(columns=[LOADED_AT_COLUMN, RUN_ID_COLUMN])
 
 
 def test_merge_keeps_one_row_per_lead_with_the_newest_values(deployment: Deployment) -> None:
@@ -109,8 +121,8 @@ def test_merge_keeps_one_row_per_lead_with_the_newest_values(deployment: Deploym
     sources = deployment.query(
         "SELECT lead_uid, max(last_updated_utc) AS newest FROM ("
         "SELECT lead_uid, last_updated_utc FROM salesexec.all_leads UNION ALL "
-        "SELECT lead_uid, last_updated_utc FROM salesexec.last_updated_leads) GROUP BY lead_uid "
-        "ORDER BY lead_uid"
+        "SELECT lead_uid, last_updated_utc FROM salesexec.last_updated_leads) AS s "
+        "GROUP BY lead_uid ORDER BY lead_uid"
     )
     merged = current_leads(deployment)
     assert len(merged) == len(sources) > 0
@@ -122,13 +134,19 @@ def test_merge_keeps_one_row_per_lead_with_the_newest_values(deployment: Deploym
         "SELECT lead_uid, partition_date FROM salesexec.all_leads ORDER BY lead_uid LIMIT 1"
     ).iloc[0]
     newer = merged.set_index("lead_uid").loc[lead_uid, "last_updated_utc"] + timedelta(days=30)
-    with duckdb.connect(str(deployment.settings.duckdb_path)) as con:
-        con.execute(
-            "INSERT INTO salesexec.last_updated_leads BY NAME SELECT * REPLACE ("
-            "?::TIMESTAMP AS last_updated_utc, 'Changed later' AS lead_status_name, "
-            "DATE '2026-02-12' AS partition_date) FROM salesexec.all_leads WHERE lead_uid = ?",
-            [newer.to_pydatetime(), int(lead_uid)],
-        )
+    changed = deployment.query(
+        "SELECT * FROM salesexec.all_leads WHERE lead_uid = ?", [int(lead_uid)]
+    ).drop(columns=[LOADED_AT_COLUMN, RUN_ID_COLUMN])
+    changed["last_updated_utc"] = newer
+    changed["lead_status_name"] = "Changed later"
+    changed["partition_date"] = date(2026, 2, 12)
+    deployment.warehouse.write_frame(  # appended beside that day's rows
+        table_spec(REPORTS_BY_NAME["last_updated_leads"]),
+        changed.dropna(axis="columns"),
+        replace_partitions=None,
+        run_id="changed-later",
+        loaded_at=datetime(2026, 2, 12),
+    )
     run_assets(defs, [LEADS], instance, partition_key="2026-02-12")
     row = current_leads(deployment).set_index("lead_uid").loc[lead_uid]
     assert (row["lead_status_name"], row["last_updated_utc"]) == ("Changed later", newer)

@@ -1,6 +1,9 @@
-"""Behaviour of the DuckDB writer, on real DuckDB files in tmp_path.
+"""Behaviour of the warehouse writers: every test taking ``warehouse`` runs on each
+destination (a real DuckDB file in tmp_path, a real Postgres database) unless marked
+``ONLY_DUCKDB`` (the file's own mechanics: its lock, its name, its connections).
 
-Lock tests start a second Python process, because DuckDB's file lock is per process.
+DuckDB lock tests start a second Python process, because DuckDB's file lock is per
+process; the Postgres lock test holds the table's advisory lock from a second connection.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -26,10 +30,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from salesexec_assets.warehouse import (
+    LOADED_AT_COLUMN,
+    RUN_ID_COLUMN,
     ColumnType,
     DuckDBWarehouse,
     RowStage,
     TableSpec,
+    Warehouse,
     WarehouseLockTimeout,
     _evolve_columns,
     coerce_value,
@@ -37,6 +44,9 @@ from salesexec_assets.warehouse import (
     remove_stale_stages,
     widen,
 )
+from salesexec_assets.warehouse.duckdb_sql import widened_value
+from salesexec_assets.warehouse.types import POSTGRES_TYPES
+from salesexec_assets_tests.destinations import DUCKDB, POSTGRES, Destination
 
 SPEC = TableSpec(
     "salesexec",
@@ -52,9 +62,14 @@ def lead(uid: int, day: date, **extra: Any) -> dict[str, Any]:
     return {"lead_uid": uid, "fields": json.dumps({"n": uid}), "partition_date": day, **extra}
 
 
+ONLY_DUCKDB = pytest.mark.parametrize("destination", [DUCKDB], indirect=True)
+ONLY_POSTGRES = pytest.mark.parametrize("destination", [POSTGRES], indirect=True)
+
+
 @pytest.fixture
-def warehouse(tmp_path: Path) -> DuckDBWarehouse:
-    return DuckDBWarehouse(tmp_path / "warehouse.duckdb", lock_timeout_seconds=30)
+def warehouse(destination: Destination) -> Warehouse:
+    """The destination's warehouse (``tmp_path/warehouse.duckdb``, or a Postgres database)."""
+    return destination.location.open(password=destination.password, lock_timeout_seconds=30)
 
 
 @pytest.fixture
@@ -81,14 +96,19 @@ def write_rows(
         )
 
 
-def table_rows(warehouse: DuckDBWarehouse, table: str = TABLE) -> pd.DataFrame:
-    return warehouse.query(f"SELECT * FROM {table} ORDER BY ALL")
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in a stable order (by every column), whatever the backend returned them in."""
+    return frame.sort_values(by=list(frame.columns), na_position="first").reset_index(drop=True)
 
 
-def data_rows(warehouse: DuckDBWarehouse) -> pd.DataFrame:
+def table_rows(warehouse: Warehouse, table: str = TABLE) -> pd.DataFrame:
+    return _sorted(warehouse.query(f"SELECT * FROM {table}"))
+
+
+def data_rows(warehouse: Warehouse, table: str = TABLE) -> pd.DataFrame:
     """The table without its load metadata, for comparing values across runs."""
-    frame = warehouse.query(f'SELECT * EXCLUDE ("_loaded_at", "_run_id") FROM {TABLE} ORDER BY ALL')
-    return frame.reset_index(drop=True)
+    frame = warehouse.query(f"SELECT * FROM {table}")
+    return _sorted(frame.drop(columns=[LOADED_AT_COLUMN, RUN_ID_COLUMN]))
 
 
 # ----------------------------------------------------------------- partitions and modes
@@ -147,7 +167,7 @@ def test_empty_stage_on_a_new_warehouse_creates_the_declared_table(warehouse, st
     result = write_rows(warehouse, stage_dir, [], replace=[DAY1])
 
     assert result.rows_written == 0
-    assert warehouse.table_columns(SPEC) == {
+    assert warehouse.column_types(SPEC) == {
         "lead_uid": "BIGINT",
         "fields": "JSON",
         "partition_date": "DATE",
@@ -156,10 +176,10 @@ def test_empty_stage_on_a_new_warehouse_creates_the_declared_table(warehouse, st
     }
 
 
-def test_staged_rows_outside_replace_partitions_are_refused(warehouse, stage_dir):
+def test_staged_rows_outside_replace_partitions_are_refused(warehouse, stage_dir, destination):
     with pytest.raises(ValueError, match="2026-11-21"):
         write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY2)]], replace=[DAY1])
-    assert not warehouse.path.exists()  # refused before the warehouse was opened
+    assert destination.untouched()  # refused before the warehouse was opened
 
 
 def test_rows_without_a_partition_value_are_refused(stage_dir):
@@ -178,9 +198,9 @@ def test_drop_partitions_before_drops_exactly_the_older_ones(warehouse, stage_di
     assert warehouse.drop_partitions_before(SPEC, DAY3) == ()
 
 
-def test_drop_partitions_before_on_a_missing_table_does_nothing(warehouse):
+def test_drop_partitions_before_on_a_missing_table_does_nothing(warehouse, destination):
     assert warehouse.drop_partitions_before(SPEC, DAY3) == ()
-    assert not warehouse.path.exists()
+    assert destination.untouched()
 
 
 def test_warehouse_file_named_like_the_schema_is_refused(tmp_path, stage_dir):
@@ -202,7 +222,7 @@ def test_new_column_mid_stream_is_added_to_stage_and_table(warehouse, stage_dir)
         result = warehouse.write(stage, replace_partitions=[DAY2], run_id="r", loaded_at=LOADED_AT)
 
     assert result.columns_added == ("field_loan_amount",)
-    assert warehouse.table_columns(SPEC)["field_loan_amount"] == "BIGINT"
+    assert warehouse.column_types(SPEC)["field_loan_amount"] == "BIGINT"
     frame = warehouse.query(f"SELECT lead_uid, field_loan_amount FROM {TABLE} ORDER BY 1")
     assert frame["field_loan_amount"].tolist() == [pd.NA, pd.NA, 250_000]
 
@@ -292,7 +312,7 @@ def test_timestamps_are_stored_as_naive_utc(warehouse, stage_dir):
     aware = datetime(2026, 11, 20, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
     write_rows(warehouse, stage_dir, [[lead(1, DAY1, seen=aware)]], replace=[DAY1])
 
-    assert warehouse.table_columns(SPEC)["seen"] == "TIMESTAMP"
+    assert warehouse.column_types(SPEC)["seen"] == "TIMESTAMP"
     seen = warehouse.query(f"SELECT seen FROM {TABLE}")["seen"].tolist()
     assert seen == [pd.Timestamp("2026-11-21 04:30")]
 
@@ -304,8 +324,8 @@ def test_failure_before_insert_leaves_the_table_exactly_as_it_was(warehouse, sta
     write_rows(warehouse, stage_dir, [[lead(i, DAY1, amount=i) for i in range(50)]], replace=[DAY1])
     rows_before, columns_before = table_rows(warehouse), warehouse.table_columns(SPEC)
 
-    def fail(con: duckdb.DuckDBPyConnection) -> None:
-        # the delete has happened inside the transaction at this point
+    def fail(con: Any) -> None:
+        # the delete has happened inside the transaction at this point (? on both backends)
         (count,) = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
         assert count == 0
         raise RuntimeError("injected")
@@ -344,6 +364,7 @@ def test_stage_can_keep_collecting_after_a_write(warehouse, stage_dir):
     assert result.rows_written == 2
 
 
+@ONLY_DUCKDB
 def test_write_works_while_this_process_has_the_warehouse_open(warehouse, stage_dir):
     """Connections of one process share a database instance (and its attachments)."""
     write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
@@ -365,7 +386,7 @@ def test_write_works_while_this_process_has_the_warehouse_open(warehouse, stage_
 CURRENT = TableSpec("salesexec", "leads_current", {"lead_uid": ColumnType.BIGINT})
 
 
-def upsert_rows(warehouse: DuckDBWarehouse, stage_dir: Path, rows: list[dict[str, Any]]):
+def upsert_rows(warehouse: Warehouse, stage_dir: Path, rows: list[dict[str, Any]]):
     with RowStage(SPEC, stage_dir) as stage:
         stage.add(rows)
         return warehouse.upsert(
@@ -404,12 +425,11 @@ def test_upsert_rerun_is_harmless(warehouse, stage_dir):
     t0 = datetime(2026, 11, 20, 8)
     rows = [lead(1, DAY1, modified=t0, status="new"), lead(2, DAY1, modified=None, status="x")]
     upsert_rows(warehouse, stage_dir, rows)
-    query = f'SELECT * EXCLUDE ("_loaded_at", "_run_id") FROM {CURRENT.qualified_name} ORDER BY ALL'
-    before = warehouse.query(query)
+    before = data_rows(warehouse, CURRENT.qualified_name)
 
     result = upsert_rows(warehouse, stage_dir, rows)
 
-    pd.testing.assert_frame_equal(warehouse.query(query), before)
+    pd.testing.assert_frame_equal(data_rows(warehouse, CURRENT.qualified_name), before)
     assert (result.rows_written, result.rows_deleted) == (2, 2)  # a tie: the incoming row wins
 
 
@@ -449,6 +469,7 @@ def lock_holder(warehouse) -> Iterator[Any]:
         process.wait()
 
 
+@ONLY_DUCKDB
 def test_write_waits_for_another_process_holding_the_lock_then_succeeds(
     warehouse, stage_dir, lock_holder, caplog
 ):
@@ -465,6 +486,7 @@ def test_write_waits_for_another_process_holding_the_lock_then_succeeds(
     assert str(warehouse.path) in waits[0]
 
 
+@ONLY_DUCKDB
 def test_reads_wait_for_the_lock_too(warehouse, stage_dir, lock_holder):
     write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
     lock_holder(1.0)
@@ -472,6 +494,7 @@ def test_reads_wait_for_the_lock_too(warehouse, stage_dir, lock_holder):
     assert warehouse.query(f"SELECT count(*) AS n FROM {TABLE}")["n"].tolist() == [1]
 
 
+@ONLY_DUCKDB
 def test_lock_timeout_raises_a_clear_error(tmp_path, stage_dir, lock_holder):
     impatient = DuckDBWarehouse(tmp_path / "warehouse.duckdb", lock_timeout_seconds=0.5)
     lock_holder(10.0)
@@ -512,6 +535,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@ONLY_DUCKDB
 def test_two_processes_writing_different_partitions_both_succeed(warehouse, stage_dir, tmp_path):
     go = tmp_path / "go"
     writers = [
@@ -552,6 +576,7 @@ def test_two_processes_writing_different_partitions_both_succeed(warehouse, stag
     assert counts.values.tolist() == [[pd.Timestamp(DAY1), 1000], [pd.Timestamp(DAY2), 1000]]
 
 
+@ONLY_DUCKDB
 def test_table_columns_of_a_missing_file_or_table_is_empty(warehouse, stage_dir):
     assert warehouse.table_columns(SPEC) == {}
     write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
@@ -717,9 +742,8 @@ def another_process_opens_for_writing(path: Path) -> str:
     ).stdout.strip()
 
 
-def test_reads_inside_reading_share_one_open_file_that_is_released_on_exit(
-    warehouse, stage_dir
-):
+@ONLY_DUCKDB
+def test_reads_inside_reading_share_one_open_file_that_is_released_on_exit(warehouse, stage_dir):
     write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY1)]], replace=[DAY1])
     with warehouse.reading():
         assert warehouse.query(f"SELECT count(*) AS n FROM {TABLE}")["n"].tolist() == [2]
@@ -731,9 +755,7 @@ def test_reads_inside_reading_share_one_open_file_that_is_released_on_exit(
     assert table_rows(warehouse)["lead_uid"].tolist() == [1, 2]
 
 
-def test_a_stage_can_be_written_in_several_transactions_of_whole_partitions(
-    warehouse, stage_dir
-):
+def test_a_stage_can_be_written_in_several_transactions_of_whole_partitions(warehouse, stage_dir):
     write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY2)]], replace=[DAY1, DAY2])
     with RowStage(SPEC, stage_dir) as stage:
         stage.add([lead(10, DAY1), lead(11, DAY1), lead(20, DAY2)])
@@ -764,3 +786,198 @@ def test_staged_rows_of_the_selected_partitions_must_be_inside_the_replaced_ones
                 run_id="r",
                 loaded_at=LOADED_AT,
             )
+
+
+# ----------------------------------------------------------------- companions (quarantine)
+
+QUARANTINE = TableSpec(
+    "salesexec",
+    "all_leads__quarantine",
+    {"reason": ColumnType.VARCHAR, "partition_date": ColumnType.DATE},
+)
+
+
+def write_with_quarantine(warehouse: Warehouse, stage_dir: Path, uids: list[int], **kwargs: Any):
+    with RowStage(SPEC, stage_dir) as stage, RowStage(QUARANTINE, stage_dir) as rejected:
+        stage.add([lead(uid, DAY1) for uid in uids])
+        rejected.add([{"reason": f"bad {uid}", "partition_date": DAY1} for uid in uids])
+        return warehouse.write(
+            stage,
+            replace_partitions=[DAY1],
+            companions=[rejected],
+            run_id="r",
+            loaded_at=LOADED_AT,
+            **kwargs,
+        )
+
+
+def test_rows_and_their_quarantine_are_written_in_one_transaction(warehouse, stage_dir):
+    write_with_quarantine(warehouse, stage_dir, [1, 2])
+    before = data_rows(warehouse), data_rows(warehouse, QUARANTINE.qualified_name)
+
+    def break_the_quarantine_table(con: Any) -> None:
+        # runs after the rows' delete: the quarantine table is swapped for a view, so its
+        # write (which comes after the rows' insert) fails inside the same transaction
+        con.execute(f"ALTER TABLE {QUARANTINE.qualified_name} RENAME TO moved")
+        con.execute(f"CREATE VIEW {QUARANTINE.qualified_name} AS SELECT 1 AS reason")
+
+    with pytest.raises(Exception):  # noqa: B017 (the database's own error, either backend)
+        write_with_quarantine(warehouse, stage_dir, [3], before_insert=break_the_quarantine_table)
+
+    # the rows' delete and insert were undone with the quarantine's failure
+    after = data_rows(warehouse), data_rows(warehouse, QUARANTINE.qualified_name)
+    pd.testing.assert_frame_equal(after[0], before[0])
+    pd.testing.assert_frame_equal(after[1], before[1])
+    result = write_with_quarantine(warehouse, stage_dir, [4])
+    assert (result.rows_written, result.rows_deleted) == (1, 2)
+    assert data_rows(warehouse, QUARANTINE.qualified_name)["reason"].tolist() == ["bad 4"]
+
+
+# ----------------------------------------------------------------- Postgres: table locks
+
+
+def hold_table_lock(destination: Destination, table: str) -> Any:
+    """A second connection holding ``table``'s advisory lock, as a concurrent writer does
+    (release it with ``.close()``)."""
+    assert destination.server is not None
+    con = destination.server.connect(destination.location.database)
+    con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["salesexec-assets:" + table])
+    return con
+
+
+@ONLY_POSTGRES
+def test_a_postgres_write_waits_for_the_tables_lock_logs_it_and_then_succeeds(
+    destination, warehouse, stage_dir, caplog
+):
+    caplog.set_level(logging.INFO, logger="salesexec_assets.warehouse")
+    holder = hold_table_lock(destination, "salesexec.all_leads")
+    threading.Timer(1.5, holder.close).start()
+
+    result = write_rows(warehouse, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+
+    assert result.rows_written == 1
+    assert 1.0 < result.lock_wait_seconds < 20
+    assert result.lock_attempts == 2  # the try, then the wait
+    waits = [r.getMessage() for r in caplog.records if "another run" in r.getMessage()]
+    assert waits and "salesexec.all_leads" in waits[0] and "waiting up to 30 s" in waits[0]
+    assert destination.password not in caplog.text
+
+
+@ONLY_POSTGRES
+def test_a_postgres_lock_wait_is_bounded_and_other_tables_write_meanwhile(destination, stage_dir):
+    impatient = destination.location.open(password=destination.password, lock_timeout_seconds=0.5)
+    holder = hold_table_lock(destination, "salesexec.all_leads")
+    try:
+        started = time.monotonic()
+        with pytest.raises(WarehouseLockTimeout) as raised:
+            write_rows(impatient, stage_dir, [[lead(1, DAY1)]], replace=[DAY1])
+        assert time.monotonic() - started < 10
+        message = str(raised.value)
+        assert "salesexec.all_leads" in message and re.search(r"after waiting \d+\.\d s", message)
+        assert destination.password not in message
+        # another table is not held up by that lock
+        other = TableSpec("salesexec", "all_actions", {"lead_uid": ColumnType.BIGINT})
+        assert (
+            write_rows(
+                impatient,
+                stage_dir,
+                [[{"lead_uid": 1, "partition_date": DAY1}]],
+                replace=[DAY1],
+                spec=other,
+            ).rows_written
+            == 1
+        )
+    finally:
+        holder.close()
+    assert impatient.table_columns(SPEC) == {}  # the timed-out write changed nothing
+
+
+# ----------------------------------------------------------------- stale stages
+
+
+def test_stale_stage_cleanup_ignores_stages_other_runs_remove_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run closes (removes) its stage between our listing and our stat: the
+    cleanup goes on, removes the stale stage and never fails."""
+    stale = RowStage(SPEC, tmp_path)
+    stale.add([lead(1, DAY1)])
+    stale.release()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in [stale.path.parent, *stale.path.parent.iterdir()]:
+        os.utime(path, (two_days_ago, two_days_ago))
+    vanishing = [RowStage(SPEC, tmp_path) for _ in range(2)]
+    for stage in vanishing:
+        stage.add([lead(2, DAY1)])
+    real_iterdir = Path.iterdir
+
+    def iterdir_while_other_runs_finish(self: Path) -> Iterator[Path]:
+        listed = list(real_iterdir(self))
+        # another run ends right after its stage was listed: its files and directory go
+        for stage in vanishing:
+            if self == stage.path.parent:
+                stage.close()
+        yield from listed
+
+    monkeypatch.setattr(Path, "iterdir", iterdir_while_other_runs_finish)
+    removed = remove_stale_stages(tmp_path)
+    monkeypatch.undo()
+
+    assert removed == [stale.path.parent]
+    assert list(tmp_path.iterdir()) == []
+
+
+@ONLY_POSTGRES
+@pytest.mark.parametrize(
+    "value",
+    [
+        5,
+        -(2**63),
+        2.5,
+        -0.1,
+        3.0,
+        2.0**53,
+        1e20,
+        1.5e-7,
+        123456.789,
+        True,
+        False,
+        date(2026, 11, 20),
+        datetime(2026, 11, 20, 3, 4, 5, 120000),
+        datetime(2026, 11, 20, 3, 4),
+    ],
+    ids=repr,
+)
+def test_postgres_widening_to_text_reads_as_python_coerces(destination, value):
+    """A value widened by ALTER in Postgres reads the same as one coerced in Python, so
+    a table's text does not depend on whether its values came before or after a widening."""
+    kind = infer_column_type(value)
+    assert kind is not None and destination.server is not None
+    pg_type = POSTGRES_TYPES[kind]
+    with destination.server.connect(destination.location.database) as con:
+        con.execute(f"CREATE TEMP TABLE widened (x {pg_type})")
+        con.execute("INSERT INTO widened VALUES (%s)", [value])
+        using = widened_value("x", kind, ColumnType.VARCHAR, "text")
+        con.execute(f"ALTER TABLE widened ALTER COLUMN x TYPE text USING {using}")
+        row = con.execute("SELECT x FROM widened").fetchone()
+    assert row is not None and row[0] == coerce_value(value, ColumnType.VARCHAR)
+
+
+def test_a_query_result_is_written_into_any_table_replacing_its_partitions(warehouse, stage_dir):
+    """The analytics path: SELECT through query(), write the frame with write_frame()."""
+    write_rows(warehouse, stage_dir, [[lead(1, DAY1), lead(2, DAY1), lead(3, DAY2)]], replace=None)
+    daily = TableSpec("salesexec_analytics", "leads_per_day", {"leads": ColumnType.BIGINT})
+    counts = warehouse.query(
+        f"SELECT partition_date, count(*) AS leads FROM {TABLE} GROUP BY 1 ORDER BY 1"
+    )
+    first = warehouse.write_frame(
+        daily, counts, replace_partitions=[DAY1, DAY2], run_id="a1", loaded_at=LOADED_AT
+    )
+    again = warehouse.write_frame(
+        daily, counts.iloc[:1], replace_partitions=[DAY1, DAY2], run_id="a2", loaded_at=LOADED_AT
+    )
+
+    assert (first.rows_written, again.rows_written, again.rows_deleted) == (2, 1, 2)
+    stored = data_rows(warehouse, daily.qualified_name)
+    assert stored[["partition_date", "leads"]].values.tolist() == [[pd.Timestamp(DAY1), 2]]
+    assert warehouse.column_types(daily)["leads"] == "BIGINT"

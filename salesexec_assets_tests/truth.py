@@ -15,6 +15,7 @@ import duckdb
 from salesexec_assets.api import contract
 from salesexec_assets.api.timestamps import parse_api_timestamp, to_naive_utc
 from salesexec_assets.naming import field_column, snake_case
+from salesexec_assets_tests.destinations import Destination
 
 
 def canonical_record(report: contract.Report, record: dict[str, Any]) -> dict[str, Any]:
@@ -122,12 +123,24 @@ def as_text(value: Any) -> str:
 
 
 def stored_rows(
-    path: str | Path, table: str, *, schema: str = "salesexec", with_metadata: bool = False
+    path: str | Path | Destination,
+    table: str,
+    *,
+    schema: str = "salesexec",
+    with_metadata: bool = False,
 ) -> list[dict[str, Any]]:
     """Every row of ``schema.table`` as dicts, ``fields`` parsed; [] if there is no table.
 
-    Unless ``with_metadata``, the load stamps (``_loaded_at``, ``_run_id``) are left out.
+    ``path`` is a DuckDB file or a :class:`Destination` (either backend). Unless
+    ``with_metadata``, the load stamps (``_loaded_at``, ``_run_id``) are left out.
     """
+    if isinstance(path, Destination):
+        rows = path.rows(table, schema)
+        if not with_metadata:
+            for row in rows:
+                for name in METADATA_COLUMNS:
+                    row.pop(name, None)
+        return rows
     if not Path(path).exists():
         return []
     con = duckdb.connect(str(path), read_only=True)
@@ -152,8 +165,13 @@ def stored_rows(
     return rows
 
 
-def stored_types(path: str | Path, table: str, *, schema: str = "salesexec") -> dict[str, str]:
-    """Column name -> DuckDB type of ``schema.table``."""
+def stored_types(
+    path: str | Path | Destination, table: str, *, schema: str = "salesexec"
+) -> dict[str, str]:
+    """Column name -> type of ``schema.table``: DuckDB's name, or for a
+    :class:`Destination` the lattice's (the same names on both backends)."""
+    if isinstance(path, Destination):
+        return path.types(table, schema)
     con = duckdb.connect(str(path), read_only=True)
     try:
         return dict(

@@ -21,19 +21,20 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests are not installed
 
 from salesexec_assets_tests.fault_scenarios import SCENARIOS, Lab, Scale
 from salesexec_assets_tests.figures import Figures
+from salesexec_assets_tests.postgres_server import PostgresServer, run_postgres
 
 SCALE_HELP = {
     "leads_per_day": "sandbox volume, per lead type and day (2 or more)",
     "partitions": "days per range (14 or more for the issue's all-faults run)",
     "kills": "kill -9 runs, aimed alternately at a pull and at a write",
-    "writers": "CLI processes writing one DuckDB file at once",
+    "writers": "CLI processes writing one destination at once",
     "seed": "data, faults and kill moments",
 }
 
@@ -61,11 +62,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class LazyPostgres:
+    """The Postgres scenarios' server: started by the first that asks, stopped at the end."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._server: PostgresServer | None = None
+
+    def __call__(self) -> PostgresServer:
+        if self._server is None:
+            self._server = self._stack.enter_context(run_postgres())
+        return self._server
+
+
 def run_scenarios(scale: Scale, work: Path, only: Sequence[str]) -> tuple[Figures, list[str]]:
     """Each scenario in a lab of its own; returns the figures and the failures."""
     figures = Figures()
     failures: list[str] = []
-    with (work / "suite.log").open("a") as log:
+    servers = ExitStack()
+    postgres = LazyPostgres(servers)
+    with servers, (work / "suite.log").open("a") as log:
         for name, scenario in SCENARIOS.items():
             if only and not any(text in name for text in only):
                 continue
@@ -73,6 +89,7 @@ def run_scenarios(scale: Scale, work: Path, only: Sequence[str]) -> tuple[Figure
             root.mkdir()
             output = io.StringIO()
             lab = Lab(root, scale, figures)
+            lab.postgres = postgres
             started = time.monotonic()
             try:
                 with redirect_stdout(output), redirect_stderr(output), lab:

@@ -53,7 +53,7 @@ from salesexec_assets.assets import OWNERS, PERSONAL_COLUMNS, PREVIEW_ROWS, requ
 from salesexec_assets.current_leads import WAREHOUSE_POOL
 from salesexec_assets.records import table_spec
 from salesexec_assets.resources import WarehouseResource
-from salesexec_assets.warehouse import DuckDBWarehouse, TableSpec
+from salesexec_assets.warehouse import TableSpec, Warehouse
 
 ANALYTICS_PREFIX = "salesexec_analytics"
 ANALYTICS_GROUP = "salesexec_analytics"
@@ -146,7 +146,7 @@ def _model_deps(model: Model, report_keys: Mapping[str, AssetKey]) -> list[Asset
 
 
 def evaluate_model_checks(
-    model: Model, store: DuckDBWarehouse, days: Sequence[date]
+    model: Model, store: Warehouse, days: Sequence[date]
 ) -> list[AssetCheckResult]:
     """Run the model's checks on ``days`` (after a write)."""
     results = []
@@ -169,7 +169,7 @@ def evaluate_model_checks(
     return results
 
 
-def model_metadata(model: Model, store: DuckDBWarehouse, days: Sequence[date]) -> dict[str, Any]:
+def model_metadata(model: Model, store: Warehouse, days: Sequence[date]) -> dict[str, Any]:
     """What the UI shows for every model materialization (no personal data)."""
     table = model.spec.qualified_name
     params = queries.day_params(min(days), max(days))
@@ -203,8 +203,10 @@ def build_model_asset(
     model: Model,
     partitions_def: TimeWindowPartitionsDefinition,
     report_keys: Mapping[str, AssetKey],
+    destination_kind: str = "duckdb",
 ) -> AssetsDefinition:
-    """The asset of one SQL model; everything that differs between models is data."""
+    """The asset of one SQL model; everything that differs between models is data.
+    ``destination_kind``: ``duckdb`` or ``postgres``, shown as the asset's kind."""
     key = model_asset_key(model)
 
     @asset(
@@ -213,7 +215,7 @@ def build_model_asset(
         backfill_policy=BackfillPolicy.single_run(),
         deps=_model_deps(model, report_keys),
         group_name=ANALYTICS_GROUP,
-        kinds={"duckdb", "sql"},
+        kinds={destination_kind, "sql"},
         owners=OWNERS,
         pool=WAREHOUSE_POOL,
         automation_condition=ANALYTICS_AUTOMATION,
@@ -273,9 +275,7 @@ def model_inputs(model: Model, report_keys: Mapping[str, AssetKey]) -> dict[Asse
     return inputs
 
 
-def require_tables(
-    store: DuckDBWarehouse, reader: str, inputs: Mapping[AssetKey, TableSpec]
-) -> None:
+def require_tables(store: Warehouse, reader: str, inputs: Mapping[AssetKey, TableSpec]) -> None:
     """Fail saying what to do when a table ``reader`` reads was never written."""
     missing = [key for key, spec in inputs.items() if not store.table_columns(spec)]
     if missing:
@@ -286,6 +286,10 @@ def require_tables(
 
 
 def build_model_assets(
-    partitions_def: TimeWindowPartitionsDefinition, report_keys: Mapping[str, AssetKey]
+    partitions_def: TimeWindowPartitionsDefinition,
+    report_keys: Mapping[str, AssetKey],
+    destination_kind: str = "duckdb",
 ) -> list[AssetsDefinition]:
-    return [build_model_asset(model, partitions_def, report_keys) for model in MODELS]
+    return [
+        build_model_asset(model, partitions_def, report_keys, destination_kind) for model in MODELS
+    ]

@@ -35,11 +35,15 @@ def build_analytics_definitions(
     partitions_def: TimeWindowPartitionsDefinition,
     report_keys: Mapping[str, AssetKey],
     running: bool = False,
+    destination_kind: str = "duckdb",
 ) -> AnalyticsDefinitions:
     """``report_keys``: the report assets by report name (the models read two of them);
     ``running``: the scheduling file says ``default_status: running``, so the automation
     sensor starts running like every other sensor (stopped otherwise)."""
-    assets = [*build_model_assets(partitions_def, report_keys), build_report_asset(partitions_def)]
+    assets = [
+        *build_model_assets(partitions_def, report_keys, destination_kind),
+        build_report_asset(partitions_def),
+    ]
     sensor = AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=AssetSelection.groups(ANALYTICS_GROUP),

@@ -21,10 +21,10 @@ from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 
-from salesexec_assets.current_leads import python_rows
 from salesexec_assets.partitions import consecutive_chunks
 from salesexec_assets.records import PARTITION_COLUMN
-from salesexec_assets.warehouse import ColumnType, DuckDBWarehouse, RowStage, TableSpec, WriteResult
+from salesexec_assets.warehouse import ColumnType, RowStage, TableSpec, Warehouse, WriteResult
+from salesexec_assets.warehouse.base import frame_rows
 
 ANALYTICS_SCHEMA = "salesexec_analytics"
 MODELS_DIRECTORY = Path(__file__).parent / "models"
@@ -117,7 +117,7 @@ MODELS_BY_NAME = {model.name: model for model in MODELS}
 
 
 def run_model(
-    store: DuckDBWarehouse,
+    store: Warehouse,
     model: Model,
     days: Sequence[date],
     *,
@@ -131,7 +131,7 @@ def run_model(
     """
     with RowStage(model.spec) as stage:
         for chunk in consecutive_chunks(days, READ_CHUNK_DAYS):
-            stage.add(python_rows(store.query(model.sql, [chunk[0], chunk[-1]])))
+            stage.add(frame_rows(store.query(model.sql, [chunk[0], chunk[-1]])))
         return store.write(
             stage,
             replace_partitions=days,

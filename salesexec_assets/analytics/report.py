@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from salesexec_assets.analytics import charts, queries
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse import Warehouse
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.html"
 WINDOW_DAYS = 30
@@ -60,7 +60,7 @@ class ReportData:
         }
 
 
-def read_report_data(store: DuckDBWarehouse, day: date) -> ReportData:
+def read_report_data(store: Warehouse, day: date) -> ReportData:
     """The window's figures, through ``warehouse.query`` only."""
     first = day - timedelta(days=WINDOW_DAYS - 1)
     window = queries.day_params(first, day)
