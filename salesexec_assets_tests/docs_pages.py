@@ -58,11 +58,20 @@ def _split(page: Path, root: Path = REPO_ROOT) -> tuple[Blocks, ProseLines]:
 
 
 def first_command(text: str) -> str:
-    """The block's first line that is not blank and not a comment."""
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            return line.strip()
-    return text.strip().splitlines()[0] if text.strip() else ""
+    """The block's first command: its first line that is not blank and not a comment,
+    with its continuation lines (``\\``) joined, spaces collapsed, a trailing comment
+    dropped."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        command = [line]
+        while command[-1].rstrip().endswith("\\") and index + len(command) < len(lines):
+            command[-1] = command[-1].rstrip()[:-1]
+            command.append(lines[index + len(command)])
+        joined = " ".join(" ".join(command).split())
+        return re.sub(r"\s+#\s.*$", "", joined)
+    return ""
 
 
 def shell_blocks() -> list[ShellBlock]:
