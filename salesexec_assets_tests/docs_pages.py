@@ -74,11 +74,11 @@ def first_command(text: str) -> str:
     return ""
 
 
-def shell_blocks() -> list[ShellBlock]:
+def shell_blocks(root: Path = REPO_ROOT) -> list[ShellBlock]:
     """Every fenced bash / sh / shell block of the README and the docs pages."""
     found: list[ShellBlock] = []
-    for page in pages():
-        blocks, _ = _split(page)
+    for page in pages(root):
+        blocks, _ = _split(page, root)
         seen: dict[str, int] = {}
         for line, lang, text in blocks:
             if lang not in SHELL_LANGUAGES:
