@@ -134,6 +134,11 @@ BLOCKS: dict[tuple[str, str], Run | NotRun] = {
         "full-scale fault suite and benchmark: minutes to hours; the CI-scale runs are "
         "test_faults.py and the benchmark's tests"
     ),
+    ("docs/development.md", "python -m salesexec_assets.tables_doc > docs/tables.md"): Run(
+        "regenerates the tables page (into the temporary directory's docs/); "
+        "test_tables_doc.py compares it with docs/tables.md",
+        prepare="mkdir -p docs",
+    ),
     # docs/contract.md
     ("docs/contract.md", "salesexec probe --sandbox"): Run(
         "probe and contract diff against the embedded sandbox: everything matches"
