@@ -1,8 +1,8 @@
 """The SalesExec REST API contract, in one place.
 
 Every path, query parameter, header and field name the project relies on is spelled
-here and nowhere else. The contract is an ASSUMPTION built from public material (see the
-README, "The API contract"): when the real Swagger at https://restapi.sales-exec.net
+here and nowhere else. The contract is an ASSUMPTION built from public material (see
+docs/contract.md): when the real Swagger at https://restapi.sales-exec.net
 says otherwise, correct this module and the rest of the code follows.
 
 The six Domo reports are described as data (:data:`REPORTS`): endpoint, window field,
