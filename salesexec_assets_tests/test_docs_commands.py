@@ -139,6 +139,36 @@ BLOCKS: dict[tuple[str, str], Run | NotRun] = {
         "test_tables_doc.py compares it with docs/tables.md",
         prepare="mkdir -p docs",
     ),
+    # docs/component.md
+    ("docs/component.md", "dg list components | grep SalesExec"): NotRun(
+        "scaffolds into the reader's own dg project; test_component.py runs dg list "
+        "components, dg scaffold defs, dg check defs and dg list defs"
+    ),
+    (
+        "docs/component.md",
+        "salesexec reset-source --schema brand_a --destination data/multi_account.duckdb",
+    ): Run("on a file that holds no recorded source it says there is nothing to reset"),
+    ("docs/component.md", "dg check defs"): NotRun(
+        "runs inside examples/multi_account; test_component.py runs it there"
+    ),
+    # docs/destinations.md
+    ("docs/destinations.md", "export SALESEXEC_DUCKDB_PATH=data/salesexec_warehouse.duckdb"): Run(
+        "the variables as written (they only choose the destination)"
+    ),
+    (
+        "docs/destinations.md",
+        "export SALESEXEC_WAREHOUSE_URL="
+        "'postgresql://etl@db.example.com:5432/analytics?sslmode=require'",
+    ): Run("the variables as written; test_destinations.py connects with them to a real server"),
+    ("docs/destinations.md", "export SALESEXEC_WAREHOUSE_URL=md:salesexec"): Run(
+        "the variables as written; MotherDuck cannot be reached from here (see the page)"
+    ),
+    (
+        "docs/destinations.md",
+        "python -c \"from salesexec_assets.warehouse.location import parse_warehouse_url as p; "
+        "print(p('postgresql://etl:secret@db.example.com:5432/analytics?sslmode=require')"
+        ".display)\"",
+    ): Run("prints the URL with its password redacted"),
     # docs/contract.md
     ("docs/contract.md", "salesexec probe --sandbox"): Run(
         "probe and contract diff against the embedded sandbox: everything matches"
