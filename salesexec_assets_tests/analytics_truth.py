@@ -140,3 +140,77 @@ def rep_activity_daily(actions: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         }
         for (day, user_uid, user_name, action_type), members in groups.items()
     ]
+
+
+# --- the figures of the checks', the metadata's and the report's queries -----------------
+
+
+def day_totals(
+    funnel_rows: Iterable[dict[str, Any]], speed_rows: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per day with leads: the funnel's counts summed, the win rate over closed leads and
+    the median minutes to first contact of the day's contacted leads."""
+    counts = ("leads_added", "leads_contacted", "leads_worked")
+    counts += ("leads_closed_won", "leads_closed_lost")
+    by_day: dict[date, dict[str, int]] = defaultdict(lambda: dict.fromkeys(counts, 0))
+    for row in funnel_rows:
+        for name in counts:
+            by_day[row["partition_date"]][name] += row[name]
+    minutes: dict[date, list[float]] = defaultdict(list)
+    for row in speed_rows:
+        if row["minutes_to_first_contact"] is not None:
+            minutes[row["partition_date"]].append(row["minutes_to_first_contact"])
+    rows = []
+    for day in sorted(by_day):
+        total = by_day[day]
+        closed = total["leads_closed_won"] + total["leads_closed_lost"]
+        rows.append(
+            {
+                "day": str(day),
+                **total,
+                "win_rate": total["leads_closed_won"] / closed if closed else None,
+                "median_minutes_to_first_contact": statistics.median(minutes[day])
+                if minutes[day]
+                else None,
+            }
+        )
+    return rows
+
+
+def leads_by_source(funnel_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Leads added per day and source, ordered by day then source (no source last)."""
+    added: dict[tuple[date, str | None], int] = defaultdict(int)
+    for row in funnel_rows:
+        added[(row["partition_date"], row["lead_source_name"])] += row["leads_added"]
+    ordered = sorted(added, key=lambda key: (key[0], key[1] is None, key[1] or ""))
+    return [
+        {"day": str(day), "lead_source_name": source, "leads_added": added[(day, source)]}
+        for day, source in ordered
+    ]
+
+
+def minutes_to_first_contact(speed_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every known minutes to first contact, smallest first."""
+    return [
+        {"minutes_to_first_contact": minutes}
+        for minutes in sorted(
+            row["minutes_to_first_contact"]
+            for row in speed_rows
+            if row["minutes_to_first_contact"] is not None
+        )
+    ]
+
+
+def rep_leaderboard(rep_rows: Iterable[dict[str, Any]], top: int = 10) -> list[dict[str, Any]]:
+    """The ``top`` users by actions (then name): actions, and calls, emails and SMS (None
+    when the user made none)."""
+    users: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in rep_rows:
+        user = users.setdefault(
+            (row["user_uid"], row["user_name"]),
+            {"user_name": row["user_name"], "actions": 0, "contacts": None},
+        )
+        user["actions"] += row["actions"]
+        if row["action_type_name"] in CONTACT_TYPES:
+            user["contacts"] = (user["contacts"] or 0) + row["actions"]
+    return sorted(users.values(), key=lambda u: (-u["actions"], u["user_name"]))[:top]

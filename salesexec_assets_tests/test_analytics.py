@@ -2,7 +2,8 @@
 figures computed independently from the sandbox's ground truth (``analytics_truth``).
 
 The raw report assets are materialized from a real sandbox, then the analytics assets,
-in process, into a real DuckDB file; the models' SQL also runs on the real PostgreSQL.
+in process, into each ``destination`` in turn: a real DuckDB file and a database on the
+real PostgreSQL server. One test body proves each behaviour on both.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ from salesexec_assets.definitions import build_definitions
 from salesexec_assets.partitions import today_in
 from salesexec_assets.sandbox import SandboxServer
 from salesexec_assets.settings import load_settings
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse import Warehouse
+from salesexec_assets.warehouse.base import frame_rows
 from salesexec_assets_tests import analytics_truth as truth
 from salesexec_assets_tests.conftest import PointEnv, RunAssets
-from salesexec_assets_tests.postgres_server import PostgresServer
+from salesexec_assets_tests.destinations import Destination
 from salesexec_assets_tests.scheduling_support import build_test_definitions
 from salesexec_assets_tests.truth import stored_rows
 
@@ -72,8 +74,8 @@ def run_range(
     return result
 
 
-def model_rows(path: Path, model: Model) -> list[dict[str, Any]]:
-    return stored_rows(path, model.name, schema=ANALYTICS_SCHEMA)
+def model_rows(destination: Destination, model: Model) -> list[dict[str, Any]]:
+    return stored_rows(destination, model.name, schema=ANALYTICS_SCHEMA)
 
 
 def keyed(rows: Iterable[dict[str, Any]], model: Model) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -138,14 +140,14 @@ def test_every_model_equals_the_figures_computed_from_the_sandbox_truth(
     sandbox: SandboxServer,
     defs: Definitions,
     run_assets: RunAssets,
-    warehouse_path: Path,
+    destination: Destination,
     dagster_instance: DagsterInstance,
 ) -> None:
     result = run_range(run_assets, defs, [*RAW, *ANALYTICS], FIRST_DAY, LAST_DAY)
     days = truth.days_between(FIRST_DAY, LAST_DAY)
     expected = expected_models(sandbox, days, days)
     for model in MODELS:
-        assert_model_equals(model_rows(warehouse_path, model), expected[model.name], model)
+        assert_model_equals(model_rows(destination, model), expected[model.name], model)
     # the data holds the cases the definitions single out
     funnel = expected[LEAD_FUNNEL_DAILY.name]
     assert any(row["lead_source_name"] is None for row in funnel), "no lead without a source"
@@ -158,6 +160,7 @@ def test_every_model_equals_the_figures_computed_from_the_sandbox_truth(
         ONE_ROW_PER_LEAD: True,
         NO_NEGATIVE_MINUTES: True,
     }
+    assert_queries_give_the_truths_figures(destination, expected, days)
     # one range run, yet each day's materialization carries that day's figures (UI plots)
     events = dagster_instance.fetch_materializations(model_asset_key(LEAD_FUNNEL_DAILY), limit=10)
     plotted = {
@@ -172,7 +175,7 @@ def test_every_model_equals_the_figures_computed_from_the_sandbox_truth(
 
 
 def test_a_model_run_before_its_reports_fails_naming_them_and_writes_nothing(
-    defs: Definitions, run_assets: RunAssets, warehouse_path: Path
+    defs: Definitions, run_assets: RunAssets, destination: Destination
 ) -> None:
     result = run_assets(defs, [model_asset_key(SPEED_TO_LEAD)], partition=str(FIRST_DAY))
     assert not result.success
@@ -182,34 +185,34 @@ def test_a_model_run_before_its_reports_fails_naming_them_and_writes_nothing(
         if event.is_step_failure and event.step_failure_data.error
     )
     assert "salesexec/all_leads" in failures and "salesexec/all_actions" in failures, failures
-    assert model_rows(warehouse_path, SPEED_TO_LEAD) == []
+    assert model_rows(destination, SPEED_TO_LEAD) == []
 
 
-def without_stamps(path: Path) -> dict[str, list[dict[str, Any]]]:
+def without_stamps(destination: Destination) -> dict[str, list[dict[str, Any]]]:
     return {
-        model.name: sorted(model_rows(path, model), key=lambda row: str(sorted(row.items())))
+        model.name: sorted(model_rows(destination, model), key=lambda row: str(sorted(row.items())))
         for model in MODELS
     }
 
 
 def test_rerunning_a_day_changes_no_model_row(
-    defs: Definitions, run_assets: RunAssets, warehouse_path: Path
+    defs: Definitions, run_assets: RunAssets, destination: Destination
 ) -> None:
     run_range(run_assets, defs, [*RAW, *ANALYTICS], FIRST_DAY, LAST_DAY)
-    before = without_stamps(warehouse_path)
+    before = without_stamps(destination)
     assert all(before.values())
     result = run_assets(defs, ANALYTICS, partition=str(FIRST_DAY + timedelta(days=1)))
     assert result.success
-    assert without_stamps(warehouse_path) == before
+    assert without_stamps(destination) == before
 
 
 def test_a_later_pull_of_actions_updates_an_earlier_days_speed_to_lead(
-    sandbox: SandboxServer, defs: Definitions, run_assets: RunAssets, warehouse_path: Path
+    sandbox: SandboxServer, defs: Definitions, run_assets: RunAssets, destination: Destination
 ) -> None:
     day = FIRST_DAY
     later = truth.days_between(day + timedelta(days=1), day + timedelta(days=6))
     run_range(run_assets, defs, [*RAW, *ANALYTICS], day, day)
-    first = model_rows(warehouse_path, SPEED_TO_LEAD)
+    first = model_rows(destination, SPEED_TO_LEAD)
     assert_model_equals(
         first, expected_models(sandbox, [day], [day])[SPEED_TO_LEAD.name], SPEED_TO_LEAD
     )
@@ -218,114 +221,58 @@ def test_a_later_pull_of_actions_updates_an_earlier_days_speed_to_lead(
     run_range(run_assets, defs, ANALYTICS, day, day)
     expected = expected_models(sandbox, [day], [day, *later])
     for model in (SPEED_TO_LEAD, LEAD_FUNNEL_DAILY):
-        assert_model_equals(model_rows(warehouse_path, model), expected[model.name], model)
+        assert_model_equals(model_rows(destination, model), expected[model.name], model)
     contacted = {
         row["lead_uid"]
-        for row in model_rows(warehouse_path, SPEED_TO_LEAD)
+        for row in model_rows(destination, SPEED_TO_LEAD)
         if row["first_contact_utc"]
     }
     contacted_before = {row["lead_uid"] for row in first if row["first_contact_utc"]}
     assert contacted > contacted_before, "no lead got its first contact on a later day"
 
 
-# --- the same SQL on PostgreSQL ----------------------------------------------------------
-
-RAW_COLUMNS = {
-    "all_leads": {
-        "partition_date": "date",
-        "lead_uid": "bigint",
-        "lead_type_uid": "bigint",
-        "date_added_utc": "timestamp",
-        "lead_source_name": "text",
-        "campaign_name": "text",
-        "branch_name": "text",
-        "life_cycle_stage_name": "text",
-        "_loaded_at": "timestamp",
-    },
-    "all_actions": {
-        "partition_date": "date",
-        "action_uid": "bigint",
-        "lead_uid": "bigint",
-        "action_type_name": "text",
-        "action_date_utc": "timestamp",
-        "user_uid": "bigint",
-        "user_name": "text",
-        "_loaded_at": "timestamp",
-    },
-}
-PG_TYPES = {
-    "DATE": "date",
-    "BIGINT": "bigint",
-    "VARCHAR": "text",
-    "TIMESTAMP": "timestamp",
-    "DOUBLE": "double precision",
-}
+# --- the queries of the checks, the metadata, the report and the docs -----------------
 
 
-def postgres_sql(sql: str) -> str:
-    """The model's positional ``?`` parameters in psycopg's ``%s`` style."""
-    return sql.replace("%", "%%").replace("?", "%s")
+def query_rows(store: Warehouse, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """``sql`` through the warehouse's own ``query`` (the code path of the assets and the
+    report), as plain Python values."""
+    return frame_rows(store.query(sql, params))
 
 
-def create_table(
-    cursor: Any, schema: str, table: str, columns: dict[str, str], rows: list[dict[str, Any]]
+def assert_rows_equal(have: list[dict[str, Any]], want: list[dict[str, Any]], name: str) -> None:
+    """In order, value for value (floats to rounding)."""
+    assert len(have) == len(want), f"{name}: {len(have)} row(s), truth {len(want)}"
+    for got, expected in zip(have, want, strict=True):
+        assert got.keys() == expected.keys(), (name, got, expected)
+        assert all(same_value(got[k], v) for k, v in expected.items()), (name, got, expected)
+
+
+def assert_queries_give_the_truths_figures(
+    destination: Destination, expected: dict[str, list[dict[str, Any]]], days: Sequence[date]
 ) -> None:
-    cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    cursor.execute(
-        f"CREATE TABLE {schema}.{table} ({', '.join(f'{n} {t}' for n, t in columns.items())})"
-    )
-    names = list(columns)
-    placeholders = ", ".join("%s" for _ in names)
-    cursor.executemany(
-        f"INSERT INTO {schema}.{table} ({', '.join(names)}) VALUES ({placeholders})",
-        [[row[name] for name in names] for row in rows],
-    )
-
-
-def test_every_model_gives_the_same_rows_on_postgres_as_on_duckdb(
-    defs: Definitions,
-    run_assets: RunAssets,
-    warehouse_path: Path,
-    postgres_server: PostgresServer,
-    postgres_database: str,
-) -> None:
-    run_range(run_assets, defs, [*RAW, *ANALYTICS], FIRST_DAY, LAST_DAY)
-    with postgres_server.connect(postgres_database) as connection, connection.cursor() as cursor:
-        for table, columns in RAW_COLUMNS.items():
-            create_table(
-                cursor,
-                "salesexec",
-                table,
-                columns,
-                stored_rows(warehouse_path, table, with_metadata=True),
-            )
-        for model in MODELS:  # in dependency order: the funnel reads speed_to_lead
-            cursor.execute(postgres_sql(model.sql), [FIRST_DAY, LAST_DAY])
-            names = [column.name for column in cursor.description]
-            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-            assert rows, f"{model.name}: no rows on PostgreSQL"
-            assert_model_equals(rows, model_rows(warehouse_path, model), model)
-            create_table(
-                cursor,
-                ANALYTICS_SCHEMA,
-                model.name,
-                {name: PG_TYPES[kind.value] for name, kind in model.columns.items()},
-                rows,
-            )
-        duckdb_store = DuckDBWarehouse(warehouse_path)
-        for name, query in analytics_queries().items():  # checks, metadata and the report
-            cursor.execute(postgres_sql(query), [FIRST_DAY, LAST_DAY])
-            on_postgres = [tuple(row) for row in cursor.fetchall()]
-            on_duckdb = [
-                tuple(None if value is None or value != value else value for value in row)
-                for row in duckdb_store.query(query, [FIRST_DAY, LAST_DAY]).itertuples(index=False)
-            ]
-            assert len(on_postgres) == len(on_duckdb), name
-            for pg_row, duck_row in zip(on_postgres, on_duckdb, strict=True):
-                assert all(map(same_value, pg_row, duck_row)), (name, pg_row, duck_row)
-        for query in documented_queries():  # the docs promise they run on both
-            cursor.execute(postgres_sql(query))
-            assert len(cursor.fetchall()) == len(duckdb_store.query(query))
+    """Every query of ``analytics.queries`` on the destination: the checks find nothing,
+    the metadata's and the report's figures are the truth's; the docs' examples run."""
+    params = queries.day_params(days[0], days[-1])
+    funnel, speed = expected[LEAD_FUNNEL_DAILY.name], expected[SPEED_TO_LEAD.name]
+    wanted = {
+        "FUNNEL_LEADS_ADDED_MISMATCHES": [],
+        "SPEED_TO_LEAD_ROW_MISMATCHES": [],
+        "NEGATIVE_MINUTES": [],
+        "DAY_TOTALS": truth.day_totals(funnel, speed),
+        "LEADS_BY_SOURCE": truth.leads_by_source(funnel),
+        "MINUTES_TO_FIRST_CONTACT": truth.minutes_to_first_contact(speed),
+        "REP_LEADERBOARD": truth.rep_leaderboard(expected[REP_ACTIVITY_DAILY.name]),
+    }
+    assert set(analytics_queries()) == set(wanted), "a query without its truth"
+    store = destination.warehouse()
+    with store.reading():
+        for name, sql in analytics_queries().items():
+            assert_rows_equal(query_rows(store, sql, params), wanted[name], name)
+        for sql in documented_queries():  # the docs promise they run on both
+            query_rows(store, sql)
+    if hasattr(store, "close"):  # Postgres keeps one connection open
+        store.close()
 
 
 def analytics_queries() -> dict[str, str]:
@@ -390,7 +337,7 @@ def test_append_mode_reports_pulled_twice_are_counted_once(
     sandbox: SandboxServer,
     point_env_at: PointEnv,
     run_assets: RunAssets,
-    warehouse_path: Path,
+    destination: Destination,
 ) -> None:
     """With the ``append`` update method a raw table keeps every pull; the models use the
     newest pull of each lead and action, so nothing is counted twice."""
@@ -404,4 +351,4 @@ def test_append_mode_reports_pulled_twice_are_counted_once(
     run_range(run_assets, defs, ANALYTICS, FIRST_DAY, FIRST_DAY)
     expected = expected_models(sandbox, [FIRST_DAY], [FIRST_DAY])
     for model in MODELS:
-        assert_model_equals(model_rows(warehouse_path, model), expected[model.name], model)
+        assert_model_equals(model_rows(destination, model), expected[model.name], model)

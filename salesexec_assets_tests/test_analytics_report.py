@@ -1,7 +1,8 @@
-"""The daily HTML report: written by the asset from the analytics tables, one
-self-contained file that headless Chromium opens with no console error and no request
-other than the file itself, and prints on a few pages. Its screenshot goes to
-``test-artifacts/`` (and to ``docs/img/`` with ``SALESEXEC_UPDATE_SCREENSHOT=1``)."""
+"""The daily HTML report: written by the asset from the analytics tables of each
+destination (DuckDB and Postgres), one self-contained file that headless Chromium opens
+with no console error and no request other than the file itself, and prints on a few
+pages. Its screenshot goes to ``test-artifacts/`` (and to ``docs/img/`` with
+``SALESEXEC_UPDATE_SCREENSHOT=1``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dagster import DagsterInstance, Definitions
 from salesexec_assets.analytics.report_asset import REPORT_ASSET_KEY
 from salesexec_assets_tests.analytics_truth import days_between, speed_to_lead, truth_records
 from salesexec_assets_tests.conftest import RunAssets
+from salesexec_assets_tests.destinations import DUCKDB, Destination
 from salesexec_assets_tests.e2e_browser import headless_chromium, require_browser
 from salesexec_assets_tests.e2e_dagster import REPO_ROOT
 from salesexec_assets_tests.test_analytics import ANALYTICS, RAW
@@ -38,12 +40,13 @@ UPDATE_SCREENSHOT = os.environ.get(UPDATE_SCREENSHOT_VAR) == "1"
 @pytest.fixture
 def report_file(
     sandbox,
+    destination: Destination,
     defs: Definitions,
     run_assets: RunAssets,
     tmp_path: Path,
 ) -> tuple[Path, object]:
     """The reports of FIRST_DAY..LAST_ACTION_DAY, then the models and the HTML report of
-    FIRST_DAY..REPORT_DAY, written into tmp."""
+    FIRST_DAY..REPORT_DAY, written into tmp; the tables go to ``destination``."""
     raw = run_assets(defs, RAW, partition_range=(str(FIRST_DAY), str(LAST_ACTION_DAY)))
     assert raw.success
     config = {"resources": {"reports": {"config": {"directory": str(tmp_path / "reports")}}}}
@@ -103,6 +106,8 @@ def test_the_report_asset_writes_one_self_contained_file_per_day_with_its_figure
     )
 
 
+# The browser tests the HTML, which does not depend on where the tables are: DuckDB only.
+@pytest.mark.parametrize("destination", [DUCKDB], indirect=True)
 def test_the_report_opens_offline_in_chromium_without_errors_or_requests(
     report_file: tuple[Path, object], tmp_path: Path
 ) -> None:
