@@ -39,7 +39,7 @@ from salesexec_assets.partitions import partition_date, today_in
 from salesexec_assets.records import PARTITION_COLUMN, SCHEMA, table_spec
 from salesexec_assets.resources import SalesExecResource, WarehouseResource
 from salesexec_assets.source_guard import guard_source, source_of
-from salesexec_assets.warehouse import Warehouse
+from salesexec_assets.warehouse import ColumnType, Warehouse
 from salesexec_assets.warehouse.location import WarehouseLocation
 
 # BackfillPolicy.single_run() is what makes a partition range one run, and the design rests
@@ -51,7 +51,6 @@ GROUP_NAME = "salesexec"
 OWNERS = ["team:data-engineering"]
 API_POOL = "salesexec_api"
 PREVIEW_ROWS = 5
-INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"})
 PERSONAL_COLUMNS = frozenset(snake_case(name) for name in PERSONAL_FIELDS)
 
 
@@ -288,7 +287,7 @@ def materialization_metadata(
         "from_sandbox": salesexec.uses_sandbox,
         "contract_overrides": contract.effective().describe(),
         "warehouse": store.destination,
-        "preview": MetadataValue.md(preview_markdown(preview, columns)),
+        "preview": MetadataValue.md(preview_markdown(preview, store.column_types(spec))),
     }
     if len(days) == 1:
         metadata["dagster/partition_row_count"] = partition_rows
@@ -308,25 +307,26 @@ def materialization_metadata(
     return metadata
 
 
-def preview_cell(value: Any, column_type: str) -> str:
+def preview_cell(value: Any, column_type: ColumnType | None) -> str:
     """How a stored value reads in the preview: null as an empty cell (not ``<NA>``,
     ``nan`` or ``NaT``), a DATE as a plain date (pandas makes it a midnight timestamp)."""
     if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
         return ""
-    if column_type == "DATE" and isinstance(value, (datetime, date)):
+    if column_type is ColumnType.DATE and isinstance(value, (datetime, date)):
         return value.strftime("%Y-%m-%d")
-    if column_type in INTEGER_TYPES and isinstance(value, float):
+    if column_type is ColumnType.BIGINT and isinstance(value, float):
         return str(int(value))  # an integer column with nulls may come back as floats
     return str(value)
 
 
-def preview_markdown(frame: pd.DataFrame, column_types: Mapping[str, str]) -> str:
-    """The preview rows as a markdown table of plain text cells."""
+def preview_markdown(frame: pd.DataFrame, column_types: Mapping[str, ColumnType]) -> str:
+    """The preview rows as a markdown table of plain text cells (``column_types``: the
+    lattice's names, the same on every destination)."""
     if frame.empty:
         return "(no rows)"
     cells = pd.DataFrame(
         {
-            name: [preview_cell(value, column_types.get(name, "")) for value in frame[name]]
+            name: [preview_cell(value, column_types.get(name)) for value in frame[name]]
             for name in frame.columns
         }
     )

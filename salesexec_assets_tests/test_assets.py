@@ -42,7 +42,7 @@ from salesexec_assets.resources import WarehouseResource
 from salesexec_assets.sandbox import Faults, SandboxServer
 from salesexec_assets.sandbox.catalog import USERS
 from salesexec_assets.settings import load_settings
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.warehouse import ColumnType, DuckDBWarehouse
 from salesexec_assets_tests.conftest import (
     SANDBOX_PASSWORD,
     SANDBOX_USERNAME,
@@ -649,8 +649,9 @@ def test_the_preview_shows_nulls_as_empty_cells_and_dates_as_plain_dates() -> No
         "'2025-06-10'::DATE, 'x'), (2, 7, 1.5, '2025-06-10 12:00:00'::TIMESTAMP, "
         "'2025-06-11'::DATE, NULL)) AS t(a, b, c, d, partition_date, e)"
     ).df()
-    types = {"a": "BIGINT", "b": "BIGINT", "c": "DOUBLE", "d": "TIMESTAMP",
-             "partition_date": "DATE", "e": "VARCHAR"}  # fmt: skip
+    types = {"a": ColumnType.BIGINT, "b": ColumnType.BIGINT, "c": ColumnType.DOUBLE,
+             "d": ColumnType.TIMESTAMP, "partition_date": ColumnType.DATE,
+             "e": ColumnType.VARCHAR}  # fmt: skip
     cells = preview_cells(preview_markdown(frame, types))
     assert cells == [
         {"a": "1", "b": "", "c": "", "d": "", "partition_date": "2025-06-10", "e": "x"},
