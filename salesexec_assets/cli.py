@@ -129,10 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     reset_source_command.add_parser(commands)
     add_webhook_commands(commands)
     args = parser.parse_args(argv)
+    read_env_file(Path.cwd())
     if args.command == WEBHOOKS_COMMAND:
         return run_webhook_command(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    read_env_file(Path.cwd())
     if args.command == "contract":
         return contract_command.main(args, partial(account_client, args.sandbox))
     if args.command == reset_source_command.COMMAND:

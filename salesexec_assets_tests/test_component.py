@@ -19,6 +19,7 @@ import yaml
 from dagster import AssetKey, Definitions, load_from_defs_folder
 
 from salesexec_assets import SalesExecComponent
+from salesexec_assets.analytics.models import MODELS
 from salesexec_assets.api.contract import REPORTS, Pull
 from salesexec_assets.partitions import today_in
 from salesexec_assets.records import key_columns
@@ -135,7 +136,10 @@ def test_dg_check_and_list_defs_load_this_repository_as_before() -> None:
     check = dg(ROOT, "check", "defs")
     assert check.returncode == 0, check.stderr[-3000:]
     defs = listed(ROOT)
-    assert sorted(defs["assets"]) == sorted(f"salesexec/{r.name}" for r in REPORTS)
+    raw = sorted(f"salesexec/{r.name}" for r in REPORTS)
+    analytics = sorted(k for k in defs["assets"] if k.startswith("salesexec_analytics/"))
+    assert sorted(defs["assets"]) == sorted(raw + analytics)
+    assert len(analytics) == len(MODELS) + 1  # the models and the HTML report
     assert sorted(defs["resources"]) == ["salesexec", "warehouse"]
     assert "all_salesexec_reports" in defs["jobs"]
 

@@ -274,7 +274,8 @@ BLOCKS: dict[tuple[str, str], Run | NotRun] = {
     ),
     (
         "docs/webhooks.md",
-        "printf 'webhooks: {enabled: true, quiet_period: 10s}\\n' > /tmp/salesexec-webhooks.yaml",
+        "printf 'webhooks: {enabled: true, default_status: running, quiet_period: 10s}\\n'"
+        " > /tmp/salesexec-webhooks.yaml",
     ): NotRun(f"{SERVER} (dagster dev): test_webhooks_daemon.py runs the same with the sensor on"),
     (
         "docs/webhooks.md",

@@ -76,11 +76,20 @@ def instance() -> DagsterInstance:
         yield test_instance
 
 
-def test_the_sensor_exists_only_when_enabled_and_then_runs_by_default(tmp_path: Path) -> None:
+def test_the_sensor_exists_only_when_enabled_and_runs_only_when_the_file_says_so(
+    tmp_path: Path,
+) -> None:
     off = build_test_definitions(make_settings(tmp_path), {})
     assert WEBHOOK_SENSOR_NAME not in {s.name for s in off.sensors}
     on = build_test_definitions(make_settings(tmp_path), {"webhooks": {"enabled": True}})
-    assert on.resolve_sensor_def(WEBHOOK_SENSOR_NAME).default_status is DefaultSensorStatus.RUNNING
+    assert on.resolve_sensor_def(WEBHOOK_SENSOR_NAME).default_status is DefaultSensorStatus.STOPPED
+    for running in (
+        {"webhooks": {"enabled": True, "default_status": "running"}},
+        {"webhooks": {"enabled": True}, "default_status": "running"},
+    ):
+        defs = build_test_definitions(make_settings(tmp_path), running)
+        sensor = defs.resolve_sensor_def(WEBHOOK_SENSOR_NAME)
+        assert sensor.default_status is DefaultSensorStatus.RUNNING, running
 
 
 @pytest.mark.parametrize(

@@ -46,12 +46,10 @@ def run_subscription_command(args: argparse.Namespace, secret: str) -> int:
     from salesexec_assets.cli import account_client  # the CLI's client for the account
 
     try:
-        with account_client() as (client, sandbox):
-            if sandbox:
-                print(
-                    "(no SalesExec credentials set: answering from the embedded sandbox, "
-                    "whose subscriptions end with this command)"
-                )
+        # never the embedded sandbox: its subscriptions would end with this command
+        with account_client(False) as (client, sandbox_reason):
+            if sandbox_reason:
+                print(f"({sandbox_reason}, whose subscriptions end with this command)")
             if args.webhooks_command == "list":
                 print(f"{'ID':>6}  URL  TYPES")
                 for record in client.webhook_subscriptions():
