@@ -140,7 +140,7 @@ def test_dg_check_and_list_defs_load_this_repository_as_before() -> None:
     analytics = sorted(k for k in defs["assets"] if k.startswith("salesexec_analytics/"))
     assert sorted(defs["assets"]) == sorted(raw + analytics)
     assert len(analytics) == len(MODELS) + 1  # the models and the HTML report
-    assert sorted(defs["resources"]) == ["salesexec", "warehouse"]
+    assert sorted(defs["resources"]) == ["reports", "salesexec", "warehouse"]  # reports: HTML
     assert "all_salesexec_reports" in defs["jobs"]
 
 

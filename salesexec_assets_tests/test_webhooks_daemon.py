@@ -75,7 +75,9 @@ def test_the_daemon_brings_a_changed_lead_into_the_tables_and_keeps_its_cursor(
     today = datetime.now(UTC).date()
     inbox, warehouse = tmp_path / "inbox.sqlite", tmp_path / "warehouse.duckdb"
     config = tmp_path / "salesexec.yaml"
-    config.write_text("webhooks: {enabled: true, default_status: running, quiet_period: 5s}\n", encoding="utf-8")
+    config.write_text(
+        "webhooks: {enabled: true, default_status: running, quiet_period: 5s}\n", encoding="utf-8"
+    )
     with run_sandbox(leads_per_day=5) as server, run_receiver(inbox, SECRET) as receiver:
         server.webhooks.subscribe(f"{receiver.base_url}{WEBHOOK_PATH}/{SECRET}")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SALESEXEC_", "DAGSTER_"))}
