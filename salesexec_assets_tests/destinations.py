@@ -9,7 +9,7 @@ back as plain Python values (``date``, ``datetime``, ``int``...) on both sides.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ class Destination:
     env: dict[str, str]  # the variables that select it (set by point_env_at)
     location: WarehouseLocation
     path: Path | None = None  # the DuckDB file
-    server: PostgresServer | None = None
+    server: PostgresServer | None = None  # read back as its superuser
+    password: str | None = field(default=None, repr=False)  # the writers' password
     secrets: tuple[str, ...] = field(default=())  # must never show up anywhere
 
     @classmethod
@@ -46,19 +47,26 @@ class Destination:
         return cls(DUCKDB, {DUCKDB_PATH_VAR: str(path)}, WarehouseLocation.duckdb_file(path), path)
 
     @classmethod
-    def postgres(cls, server: PostgresServer, database: str) -> Destination:
-        url = server.url(database)
+    def postgres(
+        cls,
+        server: PostgresServer,
+        database: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> Destination:
+        """``database`` on ``server``, written to as its superuser, or as ``user`` with
+        ``password`` (a role of its own)."""
+        login = replace(server, user=user or server.user, password=password or server.password)
+        url = login.url(database)
         return cls(
             POSTGRES,
-            {WAREHOUSE_URL_VAR: url, WAREHOUSE_PASSWORD_VAR: server.password},
+            {WAREHOUSE_URL_VAR: url, WAREHOUSE_PASSWORD_VAR: login.password},
             parse_warehouse_url(url),
             server=server,
-            secrets=(server.password,),
+            password=login.password,
+            secrets=(login.password,),
         )
-
-    @property
-    def password(self) -> str | None:
-        return self.server.password if self.server else None
 
     def resource_config(self, **config: Any) -> dict[str, Any]:
         """The warehouse resource's config naming this destination (for run config); the

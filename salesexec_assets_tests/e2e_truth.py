@@ -1,8 +1,10 @@
-"""Compare the report tables in a DuckDB file with the sandbox's ground truth.
+"""Compare the report tables of a destination with the sandbox's ground truth.
 
 Row for row: every contract field of every record (``Fields`` compared as parsed JSON),
-per report, per partition day, per lead type. Used by the end-to-end UI test, whose runs
-happen in other processes; the file is opened read-only once they are over.
+per report, per partition day, per lead type. Used by the end-to-end tests, whose runs
+happen in other processes: a DuckDB file is opened read-only once they are over; a
+Postgres database (a :class:`~salesexec_assets_tests.destinations.Destination`) is read
+through its own driver. One comparison for both: it only needs a :class:`Reader`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 
@@ -25,6 +27,7 @@ from salesexec_assets.partitions import day_window_utc
 from salesexec_assets.records import PARTITION_COLUMN, table_spec
 from salesexec_assets.sandbox import SandboxConfig, SandboxData
 from salesexec_assets.sandbox.data import CLOCK_STEP
+from salesexec_assets_tests.destinations import Destination
 
 Row = tuple[Any, ...]
 
@@ -56,6 +59,40 @@ class Mismatch:
             f"{self.table_rows} rows, truth {self.truth_rows}; missing e.g. "
             f"{list(self.missing)[:2]}, unexpected e.g. {list(self.unexpected)[:2]}"
         )
+
+
+class Rows(Protocol):
+    def fetchall(self) -> list[Row]: ...
+
+
+class Reader(Protocol):
+    """What the comparison reads through: ``execute(sql, params).fetchall()``, with ``?``
+    placeholders (a DuckDB connection is one; :class:`PostgresReader` makes one)."""
+
+    def execute(self, query: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
+
+
+@dataclass(frozen=True)
+class PostgresReader:
+    """A psycopg connection as a :class:`Reader`: ``?`` placeholders become ``%s``."""
+
+    connection: Any  # psycopg.Connection
+
+    def execute(self, query: str, parameters: Sequence[Any] = (), /) -> Rows:
+        return self.connection.execute(query.replace("?", "%s"), list(parameters))
+
+
+@contextmanager
+def reading(source: Path | Destination) -> Iterator[Reader]:
+    """A reader of the tables of a DuckDB file (read-only) or of a destination."""
+    if isinstance(source, Destination) and source.server is not None:
+        with source.server.connect(source.location.database) as connection:
+            yield PostgresReader(connection)
+        return
+    path = source.path if isinstance(source, Destination) else source
+    assert path is not None
+    with read_only(path) as connection:
+        yield connection
 
 
 @contextmanager
@@ -100,9 +137,7 @@ def truth_row(report: Report, record: dict[str, Any]) -> Row:
     return tuple(_canonical(report.record[name], record.get(name)) for name in report.record)
 
 
-def table_rows(
-    connection: duckdb.DuckDBPyConnection, report: Report, day: date, lead_type_uid: int
-) -> list[Row]:
+def table_rows(connection: Reader, report: Report, day: date, lead_type_uid: int) -> list[Row]:
     spec = table_spec(report)
     columns = ", ".join(snake_case(name) for name in report.record)
     records = connection.execute(
@@ -117,7 +152,7 @@ def table_rows(
     ]
 
 
-def partitions_in_table(connection: duckdb.DuckDBPyConnection, report: Report) -> set[date]:
+def partitions_in_table(connection: Reader, report: Report) -> set[date]:
     spec = table_spec(report)
     return {
         row[0]
@@ -139,7 +174,7 @@ def _difference(truth: list[Row], table: list[Row]) -> tuple[tuple[Row, ...], tu
 
 
 def compare_windowed_report(
-    connection: duckdb.DuckDBPyConnection,
+    connection: Reader,
     moments: Sequence[SandboxData],
     report: Report,
     days: Sequence[date],
@@ -175,7 +210,7 @@ def compare_windowed_report(
 
 
 def compare_now_report(
-    connection: duckdb.DuckDBPyConnection, data: SandboxData, report: Report, today: date
+    connection: Reader, data: SandboxData, report: Report, today: date
 ) -> tuple[list[Mismatch], int]:
     """The "now" report: one snapshot per lead type today, equal to the truth at its AsOf.
 
@@ -202,16 +237,21 @@ def compare_now_report(
 
 
 def compare_with_truth(
-    path: Path, moments: Sequence[SandboxData], days: Sequence[date], today: date, zone: str
+    source: Path | Destination,
+    moments: Sequence[SandboxData],
+    days: Sequence[date],
+    today: date,
+    zone: str,
 ) -> tuple[list[str], dict[str, int]]:
-    """Every report table against the truth: problems (empty when equal), rows per table.
+    """Every report table of ``source`` (a DuckDB file or a destination) against the
+    truth: problems (empty when equal), rows per table.
 
     Windowed reports must hold exactly ``days``; the "now" report exactly ``today``.
     ``moments``: see :func:`compare_windowed_report`.
     """
     problems: list[str] = []
     rows: dict[str, int] = {}
-    with read_only(path) as connection:
+    with reading(source) as connection:
         for report in REPORTS:
             expected_days = {today} if report.pull is Pull.NOW else set(days)
             found_days = partitions_in_table(connection, report)

@@ -76,16 +76,33 @@ class PostgresServer:
             **kwargs,
         )
 
-    def create_database(self, name: str | None = None) -> str:
-        """Create an empty database (a fresh name unless one is given) and return its name."""
+    def create_database(self, name: str | None = None, *, owner: str | None = None) -> str:
+        """Create an empty database (a fresh name unless one is given), owned by ``owner``
+        when given, and return its name."""
         name = name or f"test_{uuid.uuid4().hex[:12]}"
+        owned = f' OWNER "{owner}"' if owner else ""
         with self.connect(autocommit=True) as con:
-            con.execute(f'CREATE DATABASE "{name}"')
+            con.execute(f'CREATE DATABASE "{name}"{owned}')
         return name
 
     def drop_database(self, name: str) -> None:
         with self.connect(autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def create_role(self, name: str, password: str) -> None:
+        """A role that can log in with ``password`` (over TCP, as every client here)."""
+        from psycopg import sql
+
+        with self.connect(autocommit=True) as con:
+            con.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(name), sql.Literal(password)
+                )
+            )
+
+    def drop_role(self, name: str) -> None:
+        with self.connect(autocommit=True) as con:
+            con.execute(f'DROP ROLE IF EXISTS "{name}"')
 
 
 def _as_cluster_owner(command: list[str]) -> list[str]:
@@ -135,8 +152,17 @@ def run_postgres(password: str = "pg-Zr4-leak-canary-7c2e") -> Iterator[Postgres
         )
         subprocess.run(
             _as_cluster_owner(
-                [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options,
-                 "-l", str(log), "-w", "start"]
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data_dir),
+                    "-o",
+                    options,
+                    "-l",
+                    str(log),
+                    "-w",
+                    "start",
+                ]
             ),
             check=True,
             capture_output=True,

@@ -1,6 +1,9 @@
 """SalesExecComponent (issue 13): ``dg`` on this repository and on the two-account example,
 the example's two accounts against two sandboxes, the source guard, and ``defs.yaml``
-errors. Real ``dg`` subprocesses, real sandboxes on loopback, real DuckDB files."""
+errors. Real ``dg`` subprocesses, real sandboxes on loopback; the tables that take the
+``destination`` fixture are written once to a DuckDB file and once to a database of the
+real Postgres server (``destination: postgresql://...``, the password in
+``SALESEXEC_WAREHOUSE_PASSWORD``)."""
 
 from __future__ import annotations
 
@@ -24,10 +27,16 @@ from salesexec_assets.api.contract import REPORTS, Pull
 from salesexec_assets.partitions import today_in
 from salesexec_assets.records import key_columns
 from salesexec_assets.sandbox import SandboxServer
-from salesexec_assets.source_guard import SANDBOX_SOURCE, recorded_source
-from salesexec_assets.warehouse import DuckDBWarehouse
+from salesexec_assets.source_guard import SANDBOX_SOURCE, SOURCE_TABLE, recorded_source
+from salesexec_assets.warehouse.location import WAREHOUSE_PASSWORD_VAR, WAREHOUSE_URL_VAR
 from salesexec_assets_tests.conftest import RunAssets, StartSandbox
-from salesexec_assets_tests.truth import assert_rows_match, expected_day, stored_rows
+from salesexec_assets_tests.destinations import Destination
+from salesexec_assets_tests.truth import (
+    assert_rows_match,
+    expected_day,
+    sorted_rows,
+    stored_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "multi_account"
@@ -115,8 +124,27 @@ def failure_text(result: Any) -> str:
     return "\n".join(texts)
 
 
-def account_component(server: SandboxServer, path: Path, monkeypatch, **attributes: Any):
-    """An instance reading ``server`` with its credentials in two named variables."""
+def destination_attribute(destination: Destination, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What ``destination:`` in defs.yaml says for it: the DuckDB file, or the Postgres URL
+    (no password), whose password goes to ``SALESEXEC_WAREHOUSE_PASSWORD``."""
+    if destination.path is not None:
+        return str(destination.path)
+    monkeypatch.setenv(WAREHOUSE_PASSWORD_VAR, destination.env[WAREHOUSE_PASSWORD_VAR])
+    return destination.env[WAREHOUSE_URL_VAR]
+
+
+def schema_snapshot(destination: Destination, schema: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the schema's report tables and source record, load stamps included."""
+    tables = [report.name for report in REPORTS] + [SOURCE_TABLE]
+    return {
+        table: sorted_rows(stored_rows(destination, table, schema=schema, with_metadata=True))
+        for table in tables
+    }
+
+
+def account_component(server: SandboxServer, path: Path | str, monkeypatch, **attributes: Any):
+    """An instance reading ``server`` with its credentials in two named variables, writing
+    to ``path`` (a DuckDB file or a warehouse URL)."""
     name = f"ACCOUNT_{server.config.username.upper().replace('-', '_')}"
     monkeypatch.setenv(f"{name}_USERNAME", server.config.username)
     monkeypatch.setenv(f"{name}_PASSWORD", server.config.password)
@@ -259,15 +287,18 @@ def two_sandboxes(start_sandbox: StartSandbox) -> dict[str, SandboxServer]:
 
 @pytest.fixture
 def example_defs(
-    two_sandboxes: dict[str, SandboxServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_sandboxes: dict[str, SandboxServer],
+    destination: Destination,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Definitions]:
-    """The example's definitions, loaded as ``dg`` loads them, pointed at the sandboxes."""
+    """The example's definitions, loaded as ``dg`` loads them, pointed at the sandboxes and
+    the destination (its defs.yaml files read ``MULTI_ACCOUNT_WAREHOUSE``)."""
     for prefix, server in two_sandboxes.items():
         upper = prefix.upper()
         monkeypatch.setenv(f"{upper}_SALESEXEC_URL", server.base_url)
         monkeypatch.setenv(f"{upper}_SALESEXEC_USERNAME", server.config.username)
         monkeypatch.setenv(f"{upper}_SALESEXEC_PASSWORD", server.config.password)
-    monkeypatch.setenv("MULTI_ACCOUNT_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("MULTI_ACCOUNT_WAREHOUSE", destination_attribute(destination, monkeypatch))
     monkeypatch.syspath_prepend(str(EXAMPLE))
     yield load_from_defs_folder(path_within_project=EXAMPLE / "multi_account")
     for name in [name for name in sys.modules if name.startswith("multi_account")]:
@@ -277,10 +308,9 @@ def example_defs(
 def test_the_example_loads_every_report_of_both_accounts_into_their_own_schemas(
     example_defs: Definitions,
     two_sandboxes: dict[str, SandboxServer],
-    tmp_path: Path,
+    destination: Destination,
     run_assets: RunAssets,
 ) -> None:
-    path = tmp_path / "warehouse.duckdb"
     result = materialize_day(run_assets, example_defs, list(ACCOUNTS), str(PAST_DAY))
     assert result.success, failure_text(result)
     today = str(today_in(EXAMPLE_ZONE))
@@ -294,13 +324,13 @@ def test_the_example_loads_every_report_of_both_accounts_into_their_own_schemas(
         for report in DAY_REPORTS:
             expected = expected_day(server, report, lead_types, PAST_DAY, EXAMPLE_ZONE)
             assert expected, f"{prefix}/{report.name}: no truth rows; this proves nothing"
-            actual = stored_rows(path, report.name, schema=prefix)
+            actual = stored_rows(destination, report.name, schema=prefix)
             assert_rows_match(actual, expected, key_columns(report))
             truths[prefix, report.name] = expected
         for report in NOW_REPORTS:
-            rows = stored_rows(path, report.name, schema=prefix)
+            rows = stored_rows(destination, report.name, schema=prefix)
             assert sorted(row["lead_type_uid"] for row in rows) == lead_types
-        assert recorded_source(DuckDBWarehouse(path), prefix) == (
+        assert recorded_source(destination.warehouse(), prefix) == (
             f"http://127.0.0.1 as {server.config.username}"
         )
     # the two sandboxes hold different data, so each schema matched its own
@@ -310,64 +340,79 @@ def test_the_example_loads_every_report_of_both_accounts_into_their_own_schemas(
 # --- the source guard ---------------------------------------------------------------------
 
 
-def test_a_fresh_schema_records_its_source_on_first_write(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_assets: RunAssets
+def test_a_fresh_schema_records_its_source_on_first_write_and_holds_the_truth(
+    sandbox: SandboxServer,
+    destination: Destination,
+    monkeypatch: pytest.MonkeyPatch,
+    run_assets: RunAssets,
 ) -> None:
-    path = tmp_path / "warehouse.duckdb"
+    path = destination_attribute(destination, monkeypatch)
     defs = account_component(sandbox, path, monkeypatch).build_definitions()
-    assert not path.exists()
+    assert destination.untouched()
     result = materialize_day(run_assets, defs, ["salesexec"], str(PAST_DAY))
     assert result.success, failure_text(result)
-    assert recorded_source(DuckDBWarehouse(path), "salesexec") == (
+    assert recorded_source(destination.warehouse(), "salesexec") == (
         f"http://127.0.0.1 as {sandbox.config.username}"
     )
+    lead_types = sorted(t["LeadTypeUID"] for t in sandbox.data.lead_types())
+    for report in DAY_REPORTS:
+        expected = expected_day(sandbox, report, lead_types, PAST_DAY, "UTC")
+        assert expected, f"{report.name}: no truth rows; this proves nothing"
+        assert_rows_match(stored_rows(destination, report.name), expected, key_columns(report))
 
 
 def test_the_embedded_sandbox_is_refused_by_a_schema_holding_an_accounts_data(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_assets: RunAssets
+    sandbox: SandboxServer,
+    destination: Destination,
+    monkeypatch: pytest.MonkeyPatch,
+    run_assets: RunAssets,
 ) -> None:
     """A deployment that lost its credentials falls back to the sandbox: refused, unchanged."""
-    path = tmp_path / "warehouse.duckdb"
+    path = destination_attribute(destination, monkeypatch)
     account = account_component(sandbox, path, monkeypatch).build_definitions()
     assert materialize_day(run_assets, account, ["salesexec"], str(PAST_DAY)).success
-    before = path.read_bytes()
+    before = schema_snapshot(destination, "salesexec")
+    assert before["all_leads"] and before[SOURCE_TABLE]
 
-    demo = SalesExecComponent(base_url="sandbox", destination=str(path)).build_definitions()
+    demo = SalesExecComponent(base_url="sandbox", destination=path).build_definitions()
     result = materialize_day(run_assets, demo, ["salesexec"], "2025-06-11")
     assert not result.success
     message = failure_text(result)
     assert SANDBOX_SOURCE in message and "http://127.0.0.1 as sandbox" in message
     assert "salesexec reset-source --schema salesexec" in message
-    assert path.read_bytes() == before
+    assert schema_snapshot(destination, "salesexec") == before
 
 
 def test_a_second_account_is_refused_by_the_first_accounts_schema_until_reset(
     start_sandbox: StartSandbox,
-    tmp_path: Path,
+    destination: Destination,
     monkeypatch: pytest.MonkeyPatch,
     run_assets: RunAssets,
 ) -> None:
-    path = tmp_path / "warehouse.duckdb"
+    path = destination_attribute(destination, monkeypatch)
     first = start_sandbox(username="first-account", seed=3)
     second = start_sandbox(username="second-account", seed=4)
     attributes = {"warehouse_schema": "shared", "asset_key_prefix": "shared"}
     defs_first = account_component(first, path, monkeypatch, **attributes).build_definitions()
     assert materialize_day(run_assets, defs_first, ["shared"], str(PAST_DAY)).success
-    before = path.read_bytes()
+    before = schema_snapshot(destination, "shared")
+    assert before["all_leads"] and before[SOURCE_TABLE]
 
     defs_second = account_component(second, path, monkeypatch, **attributes).build_definitions()
     result = materialize_day(run_assets, defs_second, ["shared"], str(PAST_DAY))
     assert not result.success
     message = failure_text(result)
     assert "first-account" in message and "second-account" in message
-    assert path.read_bytes() == before
+    assert schema_snapshot(destination, "shared") == before
 
     reset = subprocess.run(
         [sys.executable, "-m", "salesexec_assets.cli", "reset-source", "--schema", "shared",
-         "--destination", str(path)],
+         "--destination", path],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert reset.returncode == 0, reset.stderr
     assert "first-account" in reset.stdout
+    assert recorded_source(destination.warehouse(), "shared") is None
+    assert all(secret not in reset.stdout + reset.stderr for secret in destination.secrets)
     assert materialize_day(run_assets, defs_second, ["shared"], str(PAST_DAY)).success
-    assert "second-account" in (recorded_source(DuckDBWarehouse(path), "shared") or "")
+    assert "second-account" in (recorded_source(destination.warehouse(), "shared") or "")

@@ -21,10 +21,14 @@ and a code server comes back on the same address, started as the Helm chart star
 (``dagster api grpc`` with ``deploy/helm-values.yaml``'s arguments), so that both
 commands are exercised. The webserver and the daemon must recover and a second backfill
 (the day before) succeed. Dagster's own tables must be in Postgres, no SQLite file in any
-``DAGSTER_HOME``, the password in no log and no Postgres row.
+``DAGSTER_HOME``, the passwords in no log and no Postgres row.
 
-The warehouse is a DuckDB file here (one host). :data:`WAREHOUSES` lists the variants;
-a Postgres warehouse is one more entry once the Postgres destination lands.
+:data:`WAREHOUSES` lists the warehouse variants, each a
+:class:`~salesexec_assets_tests.destinations.Destination` the one truth comparison of
+``e2e_truth`` reads: a DuckDB file (one host), and a database of the same Postgres server
+owned by a role of its own, whose password (``SALESEXEC_WAREHOUSE_PASSWORD``) only the
+code server's environment holds, as a deployment gives the warehouse credentials of its
+own.
 
 Process logs go to ``test-artifacts/topology/`` when a test of this module fails.
 """
@@ -38,6 +42,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -50,12 +55,13 @@ import requests
 import yaml
 
 from salesexec_assets.assets import API_POOL
-from salesexec_assets.sandbox import SandboxData, SandboxServer, run_sandbox
+from salesexec_assets.sandbox import SandboxServer, run_sandbox
 from salesexec_assets_tests.conftest import (
     SANDBOX_LEADS_PER_DAY,
     SANDBOX_PASSWORD,
     salesexec_environment,
 )
+from salesexec_assets_tests.destinations import Destination
 from salesexec_assets_tests.e2e_dagster import (
     LOCATION_NAME,
     REPO_ROOT,
@@ -201,7 +207,8 @@ class Topology:
     postgres: PostgresServer
     database: str
     sandbox: SandboxServer
-    warehouse: Warehouse
+    warehouse: Destination
+    duckdb_path: Path  # SALESEXEC_DUCKDB_PATH: the warehouse, or a file nothing may create
     events: list[str] = field(default_factory=list)  # what the test did, for the report
 
     @property
@@ -233,26 +240,24 @@ class Topology:
 Comparison = tuple[list[str], dict[str, int]]
 
 
-@dataclass(frozen=True)
-class Warehouse:
-    """Where the runs write, and how the test compares it with the sandbox's truth."""
-
-    name: str
-    env: dict[str, str]  # the SALESEXEC_* variables that select it, for the code server
-    compare: Callable[[SandboxData, Sequence[date], date], Comparison]
+def duckdb_warehouse(tmp: Path, postgres: PostgresServer, cleanup: ExitStack) -> Destination:
+    return Destination.duckdb_file(tmp / "warehouse.duckdb")
 
 
-def duckdb_warehouse(tmp: Path, postgres: PostgresServer) -> Warehouse:
-    path = tmp / "warehouse.duckdb"
-    return Warehouse(
-        "duckdb",
-        {"SALESEXEC_DUCKDB_PATH": str(path)},
-        lambda data, days, today: compare_with_truth(path, [data], days, today, ZONE),
-    )
+def postgres_warehouse(tmp: Path, postgres: PostgresServer, cleanup: ExitStack) -> Destination:
+    """A fresh database owned by a fresh role: the warehouse's password is not Dagster's."""
+    role = f"warehouse_{uuid.uuid4().hex[:8]}"
+    password = f"wh-{uuid.uuid4().hex[:12]}-leak-canary"
+    postgres.create_role(role, password)
+    cleanup.callback(postgres.drop_role, role)
+    database = postgres.create_database(owner=role)
+    cleanup.callback(postgres.drop_database, database)
+    return Destination.postgres(postgres, database, user=role, password=password)
 
 
-WAREHOUSES: dict[str, Callable[[Path, PostgresServer], Warehouse]] = {
+WAREHOUSES: dict[str, Callable[[Path, PostgresServer, ExitStack], Destination]] = {
     "duckdb": duckdb_warehouse,
+    "postgres": postgres_warehouse,
 }
 
 
@@ -288,7 +293,7 @@ def build_topology(
     postgres: PostgresServer,
     database: str,
     sandbox: SandboxServer,
-    warehouse: Warehouse,
+    warehouse: Destination,
 ) -> Topology:
     services = compose_services()
     code_port, web_port = free_port(), free_port()
@@ -299,9 +304,10 @@ def build_topology(
     }
     scheduling = tmp / "salesexec.yaml"
     scheduling.write_text("{}\n", encoding="utf-8")  # every report manual
+    duckdb_path = warehouse.path or tmp / "not-the-warehouse.duckdb"
     code_env = {
         **common,
-        **salesexec_environment(sandbox, Path(warehouse.env.get("SALESEXEC_DUCKDB_PATH", ""))),
+        **salesexec_environment(sandbox, duckdb_path),
         **warehouse.env,
         "SALESEXEC_TIMEZONE": ZONE,
         "SALESEXEC_CONFIG": str(scheduling),
@@ -347,6 +353,7 @@ def build_topology(
         database=database,
         sandbox=sandbox,
         warehouse=warehouse,
+        duckdb_path=duckdb_path,
     )
 
 
@@ -401,7 +408,7 @@ def topology(
         )
         database = postgres_server.create_database()
         stack.callback(postgres_server.drop_database, database)
-        warehouse = WAREHOUSES[request.param](tmp, postgres_server)
+        warehouse = WAREHOUSES[request.param](tmp, postgres_server, stack)
         topology = build_topology(tmp, postgres_server, database, sandbox, warehouse)
         try:
             topology.code_server.start()
@@ -437,7 +444,7 @@ class Phase:
 
 
 def compare(topology: Topology, days: Sequence[date], today: date) -> Comparison:
-    return topology.warehouse.compare(topology.sandbox.data, days, today)
+    return compare_with_truth(topology.warehouse, [topology.sandbox.data], days, today, ZONE)
 
 
 @pytest.fixture(scope="module")
@@ -560,9 +567,13 @@ def test_queued_backfills_of_the_five_reports_and_the_now_report_succeed(
     assert set(run_ids) <= {row[0] for row in enqueued}, "runs did not go through the queue"
 
 
-def test_tables_equal_the_sandbox_truth_after_the_first_backfills(first: Phase) -> None:
+def test_tables_equal_the_sandbox_truth_after_the_first_backfills(
+    topology: Topology, first: Phase
+) -> None:
     assert first.problems == [], "\n".join(first.problems[:20])
     assert all(count > 0 for count in first.rows.values()), first.rows
+    if topology.warehouse.path is None:  # the runs wrote to Postgres, and nowhere else
+        assert not topology.duckdb_path.exists()
 
 
 def test_webserver_and_daemon_recover_from_a_killed_code_server_and_backfill_again(
@@ -607,18 +618,27 @@ def test_dagster_keeps_runs_events_and_backfills_in_postgres_and_no_sqlite_files
     assert sqlite_files == []
 
 
-def test_the_salesexec_password_reaches_the_runs_but_no_log_and_no_dagster_row(
+def test_the_salesexec_and_warehouse_passwords_reach_the_runs_but_no_log_and_no_dagster_row(
     topology: Topology, recovery: Recovery
 ) -> None:
-    """The runs logged in (the sandbox refuses anything else), with the password that only
-    the code server's environment holds; it shows in no log and no Postgres row."""
-    assert all(
-        SANDBOX_PASSWORD not in s.env.values() for s in (topology.webserver, topology.daemon)
+    """The runs logged in to the sandbox (it refuses anything else) and to a Postgres
+    warehouse (its role's password is required), with passwords only the code server's
+    environment holds; they show in no log and no row of Dagster's database."""
+    secrets = {"SalesExec": SANDBOX_PASSWORD}
+    secrets.update(
+        {f"warehouse {i}": secret for i, secret in enumerate(topology.warehouse.secrets)}
     )
-    for service in topology.services:
-        assert SANDBOX_PASSWORD not in service.log_text(), service.name
-    for table, column in (("event_logs", "event"), ("runs", "run_body"), ("run_tags", "value")):
-        leaked = topology.query(
-            f"SELECT count(*) FROM {table} WHERE strpos({column}, %s) > 0", [SANDBOX_PASSWORD]
+    for name, secret in secrets.items():
+        assert secret in topology.code_server.env.values(), name
+        assert all(secret not in s.env.values() for s in (topology.webserver, topology.daemon)), (
+            name
         )
-        assert leaked == [(0,)], table
+        for service in topology.services:
+            assert secret not in service.log_text(), f"{name} password in {service.name}'s log"
+        for table, column in (
+            ("event_logs", "event"), ("runs", "run_body"), ("run_tags", "value"),
+        ):  # fmt: skip
+            leaked = topology.query(
+                f"SELECT count(*) FROM {table} WHERE strpos({column}, %s) > 0", [secret]
+            )
+            assert leaked == [(0,)], f"{name} password in {table}"

@@ -1,5 +1,6 @@
 """The sensor ``salesexec_webhook_events`` against a real Dagster instance, a real inbox
-and a real warehouse file: quiet period, exactly the touched partitions, run keys, cursor."""
+and a real warehouse: quiet period, exactly the touched partitions, run keys, cursor. The
+stored-day lookup reads a DuckDB file and a Postgres database (``destination``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, DefaultSensorStatus, instance_for_test
 
@@ -33,6 +33,7 @@ from salesexec_assets.webhooks.sensor import (
     evaluate,
     read_cursor,
 )
+from salesexec_assets_tests.destinations import Destination
 from salesexec_assets_tests.scheduling_support import (
     build_test_definitions,
     make_settings,
@@ -40,6 +41,7 @@ from salesexec_assets_tests.scheduling_support import (
     run_assets,
     sandbox_account,
 )
+from salesexec_assets_tests.truth import stored_rows
 from salesexec_assets_tests.webhook_support import requested_partitions, tick, webhook_defs
 
 TODAY = datetime.now(UTC).date()
@@ -167,18 +169,24 @@ def test_waiting_ends_after_the_quiet_period_or_five_of_them_during_a_stream(
 
 
 def test_a_change_to_a_stored_lead_asks_for_the_days_its_rows_sit_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: DagsterInstance
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    instance: DagsterInstance,
+    destination: Destination,
 ) -> None:
     with sandbox_account(monkeypatch) as server:
-        settings, defs, inbox = webhook_defs(
-            tmp_path, monkeypatch, base_url=server.base_url, start_date=TODAY - timedelta(days=30)
+        _, defs, inbox = webhook_defs(
+            tmp_path,
+            monkeypatch,
+            base_url=server.base_url,
+            start_date=TODAY - timedelta(days=30),
+            destination=destination,
         )
         stored_day = TODAY - timedelta(days=4)
         run_assets(
             defs, [AssetKey(["salesexec", "all_leads"])], instance, partition_key=str(stored_day)
         )
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        (guid,) = con.execute("SELECT lead_guid FROM salesexec.all_leads LIMIT 1").fetchone()
+    guid = stored_rows(destination, "all_leads")[0]["lead_guid"]
     store(
         inbox,
         event(102, TODAY, guid.upper()),  # GUIDs compare case-insensitively

@@ -3,6 +3,7 @@ real instance, and launching its run requests the way the daemon does (once per 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from salesexec_assets.scheduling.schedules import REPORTS_TAG
 from salesexec_assets.settings import Settings
 from salesexec_assets.webhooks.inbox import INBOX_VAR
 from salesexec_assets.webhooks.sensor import WEBHOOK_JOB_NAME, WEBHOOK_SENSOR_NAME
+from salesexec_assets_tests.destinations import Destination
 from salesexec_assets_tests.scheduling_support import (
     build_test_definitions,
     make_settings,
@@ -38,14 +40,29 @@ def webhook_defs(
     base_url: str = "",
     quiet: str = "0s",
     start_date: date | None = None,
+    destination: Destination | None = None,
 ) -> tuple[Settings, Definitions, Path]:
-    """Settings, definitions with ``webhooks: {enabled: true}``, and the inbox path."""
+    """Settings, definitions with ``webhooks: {enabled: true}``, and the inbox path; the
+    tables go to ``destination`` when given (its variables set), else a DuckDB file."""
     inbox = tmp_path / "inbox" / "webhooks.sqlite"
     monkeypatch.setenv(INBOX_VAR, str(inbox))
     kwargs = {"start_date": start_date} if start_date else {}
     settings = make_settings(tmp_path, base_url=base_url, **kwargs)
+    if destination is not None:
+        for name, value in destination.env.items():
+            monkeypatch.setenv(name, value)
+        settings = writing_to(settings, destination)
     defs = build_test_definitions(settings, {"webhooks": {"quiet_period": quiet}})
     return settings, defs, inbox
+
+
+def writing_to(settings: Settings, destination: Destination) -> Settings:
+    """The settings with their tables going to ``destination``, as its variables say."""
+    if destination.path is not None:
+        return replace(settings, duckdb_path=destination.path)
+    return replace(
+        settings, warehouse=destination.location, has_warehouse_password=bool(destination.password)
+    )
 
 
 def tick(
