@@ -188,6 +188,7 @@ class ColumnBatch:
     columns: dict[str, list[Any]]
     size: int
     others: list[Any]
+    others_at: list[int]  # where each of ``others`` was in the records given
 
 
 @dataclass(frozen=True)
@@ -238,11 +239,13 @@ class RowBuilder:
         """
         known = self.report.record.keys()
         plain = [record for record in records if type(record) is dict and record.keys() <= known]
-        others = (
-            []
-            if len(plain) == len(records)
-            else [r for r in records if not (type(r) is dict and r.keys() <= known)]
-        )
+        plain_at: list[int] | None = None  # where each of ``plain`` is in ``records``
+        others_at: list[int] = []
+        if len(plain) != len(records):
+            plain_at = []
+            for index, record in enumerate(records):
+                is_plain = type(record) is dict and record.keys() <= known
+                (plain_at if is_plain else others_at).append(index)
         odd: set[int] = set()  # indexes (in ``plain``) of records with an unusual value
         columns: dict[str, list[Any]] = {}
         for field in _fields_of(self.report):
@@ -255,8 +258,10 @@ class RowBuilder:
         if odd:
             keep = [index for index in range(len(plain)) if index not in odd]
             columns = {name: [values[index] for index in keep] for name, values in columns.items()}
-            others.extend(plain[index] for index in sorted(odd))
-        return ColumnBatch(columns, len(plain) - len(odd), others)
+            at = plain_at
+            others_at.extend(index if at is None else at[index] for index in sorted(odd))
+        others = [records[index] for index in others_at]
+        return ColumnBatch(columns, len(plain) - len(odd), others, others_at)
 
     @staticmethod
     def _fields_columns(field: _Field, value: Any) -> dict[str, Any]:
