@@ -257,9 +257,8 @@ def _stage_plan(
             )
             last_log = time.monotonic()
     window = f" {plan.window_utc[0]}Z..{plan.window_utc[1]}Z" if plan.window_utc else ""
-    log.info(
-        "%s: lead type %s%s: %d records in %d pages", report.name, label, window, records, pages
-    )
+    # the API's rows pulled (those quarantined among them are logged when their batch is)
+    log.info("%s: lead type %s%s: %d rows in %d pages", report.name, label, window, records, pages)
 
 
 @dataclass
