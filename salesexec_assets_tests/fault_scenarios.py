@@ -1313,6 +1313,10 @@ def bad_records(lab: Lab) -> None:
     for _, reason in BAD_RECORDS:
         assert sum(r.startswith(reason) for r in reasons) == 1, reasons
     assert {row["partition_date"] for row in quarantined} == {bad_day}
+    for row in quarantined:  # each under its own lead type (records are staged in batches
+        record = row["record"]  # that mix lead types)
+        record = json.loads(record) if isinstance(record, str) else record
+        assert row["lead_type_uid"] == record[contract.LEAD_TYPE_UID], row
     # the other records of the day are stored; the other day is untouched
     kept = [row for row in stored_rows(path, ALL_LEADS.name) if row["partition_date"] == bad_day]
     expected = [row for row in truth if row["lead_uid"] not in targets]
