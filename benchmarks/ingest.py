@@ -149,18 +149,26 @@ class Summary:
     process_seconds: float = float("nan")  # whole process: interpreter start to exit
     fixed_process_seconds: float | None = None  # the same process on an empty day
     fixed_cpu_seconds: float | None = None
+    fixed_spread_seconds: float = 0.0  # max - min of the empty-day runs' process times
 
     @property
     def net_seconds(self) -> float | None:
         """The whole process, less its fixed cost (its empty-day run)."""
         if self.fixed_process_seconds is None:
             return None
-        return max(self.process_seconds - self.fixed_process_seconds, 1e-9)
+        return self.process_seconds - self.fixed_process_seconds
+
+    @property
+    def net_measurable(self) -> bool:
+        """Whether the net time stands out of the fixed cost's own run-to-run spread (on a
+        busy shared machine a small load's net time can be lost in it)."""
+        net = self.net_seconds
+        return net is not None and net > max(self.fixed_spread_seconds, 0.05)
 
     @property
     def net_rows_per_second(self) -> float | None:
         net = self.net_seconds
-        return self.rows / net if net else None
+        return self.rows / net if net and self.net_measurable else None
 
     @property
     def cpu_us_per_row(self) -> float | None:
@@ -401,6 +409,8 @@ def add_fixed_costs(summaries: list[Summary], empty: list[Sample]) -> None:
         if runs:
             summary.fixed_process_seconds = statistics.median(m.process_seconds for m in runs)
             summary.fixed_cpu_seconds = statistics.median(m.cpu_seconds for m in runs)
+            times = [m.process_seconds for m in runs]
+            summary.fixed_spread_seconds = max(times) - min(times)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -454,12 +464,16 @@ def whole_process_table(summaries: list[Summary]) -> str:
         if ours and summary.contender != "ours":
             mine, theirs = ours.net_rows_per_second, summary.net_rows_per_second
             ratio = f"{mine / theirs:.2f}x" if mine and theirs else ""
-        fixed = summary.fixed_process_seconds
+        fixed = _number(summary.fixed_process_seconds, ".2f")
+        if summary.fixed_spread_seconds:
+            fixed += f" ±{summary.fixed_spread_seconds / 2:.2f}"
+        net_rate = _number(summary.net_rows_per_second, ",.0f")
+        if summary.net_seconds is not None and not summary.net_measurable:
+            net_rate = "within the fixed cost's spread"
         lines.append(
             f"| {summary.scenario.label} | {summary.contender} | {summary.rows:,} | "
-            f"{summary.process_seconds:.2f} | {_number(fixed, '.2f')} | "
-            f"{_number(summary.net_seconds, '.2f')} | "
-            f"{_number(summary.net_rows_per_second, ',.0f')} | {ratio} | "
+            f"{summary.process_seconds:.2f} | {fixed} | "
+            f"{_number(summary.net_seconds, '.2f')} | {net_rate} | {ratio} | "
             f"{summary.cpu_seconds:.2f} | {_number(summary.fixed_cpu_seconds, '.2f')} | "
             f"{_number(summary.cpu_us_per_row, '.1f')} | {summary.peak_rss_mib:.0f} |"
         )
@@ -493,9 +507,15 @@ def whole_process_targets(
     ]
     for scenario in dict.fromkeys(s.scenario for s in summaries):
         ours = _ours(summaries, scenario)
-        if ours is None or ours.net_rows_per_second is None:
+        if ours is None or ours.fixed_process_seconds is None:
             continue
         at_zero = scenario.latency_ms == 0
+        if ours.net_rows_per_second is None:
+            lines.append(
+                f"| {scenario.label} | ours' net time | {ours.net_seconds:.2f} s | > the fixed "
+                f"cost's spread, {ours.fixed_spread_seconds:.2f} s | no verdict: lost in "
+                "the noise of the fixed cost |"
+            )
         others = [
             (
                 "dlt-parquet" if at_zero else "dlt (best)",
@@ -510,7 +530,7 @@ def whole_process_targets(
                 for s in summaries
                 if s.scenario == scenario and s.contender in names and s.net_rows_per_second
             ]
-            if not found:
+            if not found or ours.net_rows_per_second is None:
                 continue
             other = max(found, key=lambda s: s.net_rows_per_second or 0.0)
             ratio = ours.net_rows_per_second / (other.net_rows_per_second or 1.0)
