@@ -40,27 +40,63 @@ from benchmarks.harness import Measurement, run_contender
 from benchmarks.profile_report import summarize
 from benchmarks.sandbox_proc import SandboxProcess
 from benchmarks.verify import TableFingerprint, disagreements, fingerprint
-from benchmarks.workload import Workload
+from benchmarks.workload import REPORTS, Workload
 from salesexec_assets.sandbox.generate import LEAD_MAX_AGE
 
 GENERATED_START = "<!-- benchmark:generated:start -->"
 GENERATED_END = "<!-- benchmark:generated:end -->"
+SHAPES = ("workload", "busy-day", "busy-day-actions", "many-types")
+ACTIONS_PER_LEAD = 2.5  # about, in the sandbox: busy-day-actions asks for leads / this
+# issue 17's CPU budget per stored row, by report
+CPU_US_PER_ROW = {"all_leads": 20.0, "all_actions": 8.0}
 SANDBOX_MARGIN = 3.0  # the sandbox must serve at least this many times the fastest reader
 PACKAGES = ("dagster", "dlt", "duckdb", "pandas", "pyarrow", "requests", "psutil")
 
 
 @dataclass(frozen=True)
-class Scenario:
-    """One cell of the matrix: a volume, a window and a latency."""
+class Shape:
+    """A kind of load: which reports, lead types, days and volume.
 
-    leads_per_day: int
+    ``workload``: both reports, the sandbox's 3 lead types, a week (issue 6's workload);
+    ``busy-day``: one busy day of All Leads for ONE lead type; ``busy-day-actions``: the
+    same for All Actions; ``many-types``: both reports, many lead types, one small day
+    (the daily run of a large account).
+    """
+
+    name: str
+    leads_per_day: int  # per lead type and day (the sandbox's volume)
     days: int
+    lead_types: int = 3  # lead types the sandbox serves
+    lead_type_uids: tuple[int, ...] | None = None  # None: every one of them is loaded
+    reports: tuple[str, ...] = REPORTS
+
+    @property
+    def label(self) -> str:
+        types = len(self.lead_type_uids) if self.lead_type_uids else self.lead_types
+        reports = "+".join("leads" if r == "all_leads" else "actions" for r in self.reports)
+        volume = f"{self.leads_per_day:,}/day"
+        return f"{self.name}: {reports}, {types} type(s) x {self.days} d x {volume}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One cell of the matrix: a shape and a latency."""
+
+    shape: Shape
     latency_ms: float
     runs: int
 
     @property
+    def leads_per_day(self) -> int:
+        return self.shape.leads_per_day
+
+    @property
+    def days(self) -> int:
+        return self.shape.days
+
+    @property
     def label(self) -> str:
-        return f"{self.leads_per_day:,}/day x {self.days} d, {self.latency_ms:g} ms"
+        return f"{self.shape.label}, {self.latency_ms:g} ms"
 
 
 @dataclass
@@ -110,6 +146,36 @@ class Summary:
     requests: int
     ingest_seconds: float | None
     run_seconds: float | None
+    process_seconds: float = float("nan")  # whole process: interpreter start to exit
+    fixed_process_seconds: float | None = None  # the same process on an empty day
+    fixed_cpu_seconds: float | None = None
+    fixed_spread_seconds: float = 0.0  # max - min of the empty-day runs' process times
+
+    @property
+    def net_seconds(self) -> float | None:
+        """The whole process, less its fixed cost (its empty-day run)."""
+        if self.fixed_process_seconds is None:
+            return None
+        return self.process_seconds - self.fixed_process_seconds
+
+    @property
+    def net_measurable(self) -> bool:
+        """Whether the net time stands out of the fixed cost's own run-to-run spread (on a
+        busy shared machine a small load's net time can be lost in it)."""
+        net = self.net_seconds
+        return net is not None and net > max(self.fixed_spread_seconds, 0.05)
+
+    @property
+    def net_rows_per_second(self) -> float | None:
+        net = self.net_seconds
+        return self.rows / net if net and self.net_measurable else None
+
+    @property
+    def cpu_us_per_row(self) -> float | None:
+        """CPU per stored row, whole process, net of the empty day's CPU."""
+        if self.fixed_cpu_seconds is None or not self.rows:
+            return None
+        return (self.cpu_seconds - self.fixed_cpu_seconds) / self.rows * 1e6
 
 
 # --------------------------------------------------------------------------- arguments
@@ -128,6 +194,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="volumes: leads per lead type (3 types) and day (default: 500 5000)",
     )
     parser.add_argument("--days", type=int, default=7, help="days in the report window")
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        default=list(SHAPES),
+        choices=SHAPES,
+        help="workload: the volumes above, both reports, 3 lead types, --days days; "
+        "busy-day(-actions): one day of one report for one lead type; many-types: one "
+        "small day of both reports for many lead types (default: all)",
+    )
+    parser.add_argument(
+        "--busy-day-leads",
+        type=int,
+        default=55_000,
+        help="busy-day: leads of the one lead type on the one day (busy-day-actions: "
+        "this many actions, about)",
+    )
+    parser.add_argument("--many-types", type=int, default=24, help="many-types: lead types")
+    parser.add_argument(
+        "--many-types-leads", type=int, default=200, help="many-types: leads per type and day"
+    )
+    parser.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="also run every contender on an empty day (its fixed cost) and report the "
+        "whole processes, net of it",
+    )
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0.0, 50.0])
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (medians)")
     parser.add_argument(
@@ -146,7 +238,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="CONTENDER@LEADS_PER_DAY[@LATENCY]",
-        help="leave a contender out of one volume (and latency), e.g. dlt@5000@50",
+        help="leave a contender out of one volume or shape (and latency), e.g. dlt@5000@50",
     )
     parser.add_argument("--range-days", type=int, default=90, help="long single run; 0: none")
     parser.add_argument(
@@ -162,7 +254,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--first-day", type=date.fromisoformat, default=None)
     parser.add_argument("--profile", action="store_true", help="also cProfile ours once")
     parser.add_argument(
-        "--profile-leads-per-day", type=int, default=None, help="default: the smallest volume"
+        "--profile-shape",
+        choices=SHAPES,
+        default=None,
+        help="the shape profiled (default: busy-day if run, else the smallest workload)",
     )
     parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/work/run"))
     parser.add_argument("--out", type=Path, default=None, help="write results to this file")
@@ -179,7 +274,10 @@ def skipped(skips: Sequence[str], contender: str, scenario: Scenario) -> bool:
     """Whether ``--skip`` leaves this contender out of this scenario."""
     for rule in skips:
         parts = rule.split("@")
-        if parts[0] != contender or int(parts[1]) != scenario.leads_per_day:
+        if parts[0] != contender or parts[1] not in (
+            str(scenario.leads_per_day),
+            scenario.shape.name,
+        ):
             continue
         if len(parts) < 3 or float(parts[2]) == scenario.latency_ms:
             return True
@@ -189,10 +287,19 @@ def skipped(skips: Sequence[str], contender: str, scenario: Scenario) -> bool:
 # --------------------------------------------------------------------------- running
 
 
+def warm_up(workload: Workload, work_dir: Path) -> Measurement:
+    """Read every page every contender will ask for once (ours' overlapping pages too)."""
+    warming = replace(workload, concurrency=4, warm_overlapping=True)
+    warm = run_contender("sandbox", warming, work_dir)
+    if not warm.ok:
+        raise RuntimeError(f"the sandbox warm-up failed: {warm.error}")
+    return warm
+
+
 def probe_sandbox(sandbox: SandboxProcess, workload: Workload, work_dir: Path) -> ProbeResult:
     """Warm every page of the workload into the sandbox, then time serving it."""
     started = time.perf_counter()
-    warm = run_contender("sandbox", replace(workload, concurrency=4), work_dir / "probe-warm")
+    warm = warm_up(workload, work_dir / "probe-warm")
     warmup_seconds = time.perf_counter() - started
     if not warm.ok:
         raise RuntimeError(f"the sandbox probe failed: {warm.error}")
@@ -221,8 +328,11 @@ def run_sample(
     contender: str,
     workload: Workload,
     work_dir: Path,
+    *,
+    verify: bool = True,
 ) -> Sample:
-    """One contender, one fresh process, one fresh DuckDB file; measured and fingerprinted."""
+    """One contender, one fresh process, one fresh DuckDB file; measured and fingerprinted
+    (``verify``; an empty day's load is only timed)."""
     db = work_dir / f"load-{contender}-{run}.duckdb"
     for stale in (db, db.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
@@ -238,15 +348,16 @@ def run_sample(
         cache_misses=int(after["cache_misses"] - before["cache_misses"]),
         sandbox_cpu_seconds=cpu_after - cpu_before,
     )
-    if measurement.ok:
+    if measurement.ok and verify:
         sample.tables = fingerprint(str(db), measurement.tables)
     for path in (db, db.with_suffix(".duckdb.wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(work_dir / "dlt-pipelines", ignore_errors=True)
     status = f"{sample.rows_per_second:>9,.0f} rows/s" if measurement.ok else "FAILED"
     print(
-        f"  {scenario.label:<28} run {run + 1} {contender:<12} "
-        f"{measurement.load_seconds:7.2f} s {status}  "
+        f"  {scenario.label:<60} run {run + 1} {contender:<12} "
+        f"{measurement.load_seconds:7.2f} s (process {measurement.process_seconds:6.2f} s) "
+        f"{status}  "
         f"rss {measurement.peak_rss_bytes / 2**20:6.0f} MiB  requests {sample.requests}",
         flush=True,
     )
@@ -279,9 +390,27 @@ def summarize_samples(samples: list[Sample]) -> list[Summary]:
                 requests=int(statistics.median(s.requests for s in group)),
                 ingest_seconds=statistics.median(ingest) if ingest else None,
                 run_seconds=statistics.median(run_times) if run_times else None,
+                process_seconds=statistics.median(s.measurement.process_seconds for s in group),
             )
         )
     return summaries
+
+
+def add_fixed_costs(summaries: list[Summary], empty: list[Sample]) -> None:
+    """Each summary's fixed cost: the median of its contender's empty-day runs."""
+    for summary in summaries:
+        runs = [
+            sample.measurement
+            for sample in empty
+            if sample.measurement.ok
+            and sample.scenario == summary.scenario
+            and sample.measurement.contender == summary.contender
+        ]
+        if runs:
+            summary.fixed_process_seconds = statistics.median(m.process_seconds for m in runs)
+            summary.fixed_cpu_seconds = statistics.median(m.cpu_seconds for m in runs)
+            times = [m.process_seconds for m in runs]
+            summary.fixed_spread_seconds = max(times) - min(times)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -319,6 +448,104 @@ def results_table(summaries: list[Summary]) -> str:
             f"{split} |"
         )
     return "\n".join(lines)
+
+
+def whole_process_table(summaries: list[Summary]) -> str:
+    """Each contender timed from process start to exit, and net of its empty-day run."""
+    lines = [
+        "| shape, latency | contender | rows | process s | fixed s (empty day) | net s | "
+        "net rows/s | ours ÷ this (net) | CPU s | fixed CPU s | CPU us/row (net) | "
+        "peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for summary in summaries:
+        ours = _ours(summaries, summary.scenario)
+        ratio = ""
+        if ours and summary.contender != "ours":
+            mine, theirs = ours.net_rows_per_second, summary.net_rows_per_second
+            ratio = f"{mine / theirs:.2f}x" if mine and theirs else ""
+        fixed = _number(summary.fixed_process_seconds, ".2f")
+        if summary.fixed_spread_seconds:
+            fixed += f" ±{summary.fixed_spread_seconds / 2:.2f}"
+        net_rate = _number(summary.net_rows_per_second, ",.0f")
+        if summary.net_seconds is not None and not summary.net_measurable:
+            net_rate = "within the fixed cost's spread"
+        lines.append(
+            f"| {summary.scenario.label} | {summary.contender} | {summary.rows:,} | "
+            f"{summary.process_seconds:.2f} | {fixed} | "
+            f"{_number(summary.net_seconds, '.2f')} | {net_rate} | {ratio} | "
+            f"{summary.cpu_seconds:.2f} | {_number(summary.fixed_cpu_seconds, '.2f')} | "
+            f"{_number(summary.cpu_us_per_row, '.1f')} | {summary.peak_rss_mib:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _ours(summaries: list[Summary], scenario: Scenario) -> Summary | None:
+    return next((s for s in summaries if s.scenario == scenario and s.contender == "ours"), None)
+
+
+def cpu_budget_us(rows: dict[str, int]) -> float | None:
+    """Issue 17's CPU budget per stored row for a load of these rows per report."""
+    budgeted = {name: count for name, count in rows.items() if name in CPU_US_PER_ROW}
+    total = sum(budgeted.values())
+    if not total:
+        return None
+    return sum(CPU_US_PER_ROW[name] * count for name, count in budgeted.items()) / total
+
+
+def whole_process_targets(
+    summaries: list[Summary], rows_by_shape: dict[Shape, dict[str, int]]
+) -> list[str]:
+    """Issue 17's targets per shape and latency, on whole processes net of fixed cost."""
+    lines = [
+        "| shape, latency | measure | measured | target | verdict |",
+        "|---|---|---:|---:|---|",
+    ]
+    for scenario in dict.fromkeys(s.scenario for s in summaries):
+        ours = _ours(summaries, scenario)
+        if ours is None or ours.fixed_process_seconds is None:
+            continue
+        at_zero = scenario.latency_ms == 0
+        if ours.net_rows_per_second is None:
+            lines.append(
+                f"| {scenario.label} | ours' net time | {ours.net_seconds:.2f} s | > the fixed "
+                f"cost's spread, {ours.fixed_spread_seconds:.2f} s | no verdict: lost in "
+                "the noise of the fixed cost |"
+            )
+        others = [
+            (
+                "dlt-parquet" if at_zero else "dlt (best)",
+                ["dlt-parquet"] if at_zero else ["dlt", "dlt-parquet"],
+                3.0,
+            ),
+            ("floor", ["floor"], 0.6 if at_zero else 2.0),
+        ]
+        for label, names, target in others:
+            found = [
+                s
+                for s in summaries
+                if s.scenario == scenario and s.contender in names and s.net_rows_per_second
+            ]
+            if not found or ours.net_rows_per_second is None:
+                continue
+            other = max(found, key=lambda s: s.net_rows_per_second or 0.0)
+            ratio = ours.net_rows_per_second / (other.net_rows_per_second or 1.0)
+            lines.append(
+                f"| {scenario.label} | ours ÷ {label}, net rows/s | {ratio:.2f}x | "
+                f">= {target:g}x | {_verdict(ratio >= target)} |"
+            )
+        budget = cpu_budget_us(rows_by_shape.get(scenario.shape, {}))
+        if at_zero and budget is not None and ours.cpu_us_per_row is not None:
+            lines.append(
+                f"| {scenario.label} | ours' CPU per stored row (net) | "
+                f"{ours.cpu_us_per_row:.1f} us | <= {budget:.1f} us | "
+                f"{_verdict(ours.cpu_us_per_row <= budget)} |"
+            )
+    return lines
 
 
 def _counts(rows: dict[str, int]) -> str:
@@ -361,7 +588,13 @@ def targets(summaries: list[Summary], range_summaries: list[Summary]) -> list[st
         lines.append(f"- {scenario.label}: " + "; ".join(parts))
     for latency in sorted({s.latency_ms for s in scenarios}):
         ours_by_volume = sorted(
-            (s for s in summaries if s.contender == "ours" and s.scenario.latency_ms == latency),
+            (
+                s
+                for s in summaries
+                if s.contender == "ours"
+                and s.scenario.latency_ms == latency
+                and s.scenario.shape.name == "workload"
+            ),
             key=lambda s: s.rows,
         )
         if len(ours_by_volume) >= 2:
@@ -378,6 +611,7 @@ def targets(summaries: list[Summary], range_summaries: list[Summary]) -> list[st
             s
             for s in summaries
             if s.contender == "ours"
+            and s.scenario.shape.name == "workload"
             and s.scenario.leads_per_day == long_run.scenario.leads_per_day
             and s.scenario.latency_ms == long_run.scenario.latency_ms
         ]
@@ -422,7 +656,7 @@ def machine_description() -> list[str]:
 def render(
     args: argparse.Namespace,
     machine: list[str],
-    probes: dict[int, ProbeResult],
+    probes: dict[Shape, ProbeResult],
     summaries: list[Summary],
     range_summaries: list[Summary],
     samples: list[Sample],
@@ -440,9 +674,24 @@ def render(
         "",
         *machine,
         "",
-        "### Results (medians)",
+        "### Whole processes (medians)",
         "",
-        "rows = All Leads + All Actions rows stored; wall = the timed load in the child "
+        "Each contender timed from process start to exit (interpreter start, imports, "
+        "definitions, the load, exit), as the parent sees it; fixed = the same process "
+        "loading an empty day of the same shape (same calls, no rows); net = process - "
+        "fixed; CPU = the child's user + system CPU (``wait4``), net of the empty day's.",
+        "",
+        whole_process_table(summaries)
+        if any(s.fixed_process_seconds is not None for s in summaries)
+        else "(not measured: run with `--whole-process`)",
+        "",
+        "### Targets (issue 17: whole processes, net of fixed cost)",
+        "",
+        *whole_process_targets(summaries, {shape: p.rows for shape, p in probes.items()}),
+        "",
+        "### Results in process (medians)",
+        "",
+        "rows = the rows stored; wall = the timed load in the child "
         "(after imports); ours' run s = Dagster's RUN_START..RUN_SUCCESS, ingest s = time "
         "inside `load_report` (pull, stage, write), the rest being Dagster, checks and "
         "metadata; ours ÷ this = ours' rows/s over this contender's.",
@@ -452,12 +701,19 @@ def render(
     if range_summaries:
         lines += ["", "### Long range (single run)", "", results_table(range_summaries)]
     lines += ["", "### The sandbox alone", ""]
-    fastest = max((s.rows_per_second for s in summaries if s.scenario.latency_ms == 0), default=0)
-    for leads_per_day, probe in probes.items():
+    for shape, probe in probes.items():
+        fastest = max(
+            (
+                s.rows_per_second
+                for s in summaries
+                if s.scenario.latency_ms == 0 and s.scenario.shape == shape
+            ),
+            default=0,
+        )
         serving = max(probe.rows_per_second.values())
         margin = serving / fastest if fastest else float("inf")
         lines.append(
-            f"- {leads_per_day:,} leads/day: the API holds {_counts(probe.rows)}; serves "
+            f"- {shape.label}: the API holds {_counts(probe.rows)}; serves "
             + ", ".join(
                 f"{rate:,.0f} rows/s on {threads} connection(s)"
                 for threads, rate in probe.rows_per_second.items()
@@ -487,7 +743,7 @@ def render(
             f"- all {len(checked)} loads stored, per scenario, the same row counts and the same "
             "key sets (md5 of the sorted keys) as each other and as the API's TotalCount."
         )
-    lines += ["", "### Targets", "", *targets(summaries, range_summaries)]
+    lines += ["", "### Issue 6's targets (in process)", "", *targets(summaries, range_summaries)]
     if profile:
         lines += ["", "### Profile of ours", "", profile]
     return "\n".join(lines)
@@ -510,6 +766,22 @@ def write_out(path: Path, generated: str) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def shapes_of(args: argparse.Namespace) -> list[Shape]:
+    """The shapes asked for, in order (the workload once per volume)."""
+    shapes: list[Shape] = []
+    for name in args.shapes:
+        if name == "workload":
+            shapes += [Shape("workload", volume, args.days) for volume in args.leads_per_day]
+        elif name == "busy-day":
+            shapes.append(Shape(name, args.busy_day_leads, 1, 3, (1,), ("all_leads",)))
+        elif name == "busy-day-actions":
+            leads = max(1, round(args.busy_day_leads / ACTIONS_PER_LEAD))
+            shapes.append(Shape(name, leads, 1, 3, (1,), ("all_actions",)))
+        else:
+            shapes.append(Shape(name, args.many_types_leads, 1, args.many_types))
+    return shapes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -518,26 +790,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_dir = args.work_dir.resolve()
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
-    longest = max(args.days, args.range_days or 0)
+    shapes = shapes_of(args)
+    longest = max([shape.days for shape in shapes] + [args.range_days or 0])
     # days whose leads' whole history (LEAD_MAX_AGE) lies in the past: the sandbox serves
     # recent days as they stand at its clock, so their rows would change between runs
     settled = LEAD_MAX_AGE.days + 2
     first_day = args.first_day or date.today() - timedelta(days=longest + settled)
     largest = max(args.leads_per_day)
     samples: list[Sample] = []
+    empty_samples: list[Sample] = []
     range_samples: list[Sample] = []
-    probes: dict[int, ProbeResult] = {}
+    probes: dict[Shape, ProbeResult] = {}
     problems: list[str] = []
 
-    def workload(sandbox: SandboxProcess, days: int) -> Workload:
+    def workload(sandbox: SandboxProcess, shape: Shape, days: int | None = None) -> Workload:
         return Workload(
             base_url=sandbox.base_url,
             first_day=first_day,
-            days=days,
+            days=days or shape.days,
             db_path="",
             work_dir=str(work_dir),
             chunk_days=args.chunk_days,
             concurrency=args.concurrency,
+            reports=shape.reports,
+            lead_type_uids=shape.lead_type_uids,
         )
 
     def check(group: list[Sample], expected: dict[str, int]) -> None:
@@ -553,29 +829,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not s.measurement.ok
         )
 
+    def runs_of(shape: Shape) -> int:
+        if shape.name == "workload" and shape.leads_per_day == largest:
+            return args.runs_at_largest or args.runs
+        return args.runs
+
     print("machine:", *machine, sep="\n  ")
-    for leads_per_day in args.leads_per_day:
-        sandbox = SandboxProcess(leads_per_day)
+    for index, shape in enumerate(shapes):
+        sandbox = SandboxProcess(shape.leads_per_day, lead_types=shape.lead_types)
         try:
-            base = workload(sandbox, args.days)
-            probe = probe_sandbox(sandbox, base, work_dir / f"v{leads_per_day}")
-            probes[leads_per_day] = probe
+            base = workload(sandbox, shape)
+            probe = probe_sandbox(sandbox, base, work_dir / f"s{index}")
+            probes[shape] = probe
             print(
-                f"sandbox {leads_per_day:,} leads/day x {args.days} d: {_counts(probe.rows)}; "
+                f"sandbox {shape.label}: {_counts(probe.rows)}; "
                 f"warm-up {probe.warmup_seconds:.1f} s; serves "
                 + ", ".join(
                     f"{r:,.0f} rows/s ({t} conn)" for t, r in probe.rows_per_second.items()
                 ),
                 flush=True,
             )
-            runs = args.runs
-            if leads_per_day == largest and args.runs_at_largest is not None:
-                runs = args.runs_at_largest
             for latency in args.latency_ms:
                 sandbox.set_latency(latency)
-                scenario = Scenario(leads_per_day, args.days, latency, runs)
+                scenario = Scenario(shape, latency, runs_of(shape))
                 group = []
-                for run in range(runs):
+                for run in range(scenario.runs):
                     for contender in args.contender_list:
                         if skipped(args.skip, contender, scenario):
                             continue
@@ -586,7 +864,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 run,
                                 contender,
                                 base,
-                                work_dir / f"v{leads_per_day}-{latency:g}ms",
+                                work_dir / f"s{index}-{latency:g}ms",
                             )
                         )
                 check(group, probe.rows)
@@ -594,14 +872,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             sandbox.stop()
 
+    if args.whole_process:  # the fixed costs: the same loads of an empty day
+        for lead_types in dict.fromkeys(shape.lead_types for shape in shapes):
+            sandbox = SandboxProcess(0, lead_types=lead_types)
+            try:
+                for index, shape in enumerate(shapes):
+                    if shape.lead_types != lead_types:
+                        continue
+                    base = workload(sandbox, shape)
+                    for latency in args.latency_ms:
+                        sandbox.set_latency(latency)
+                        scenario = Scenario(shape, latency, runs_of(shape))
+                        for run in range(scenario.runs):
+                            for contender in args.contender_list:
+                                if skipped(args.skip, contender, scenario):
+                                    continue
+                                sample = run_sample(
+                                    sandbox,
+                                    scenario,
+                                    run,
+                                    contender,
+                                    base,
+                                    work_dir / f"empty{index}-{latency:g}ms",
+                                    verify=False,
+                                )
+                                if not sample.measurement.ok:
+                                    problems.append(
+                                        f"{scenario.label}: {contender}'s empty-day run failed"
+                                    )
+                                empty_samples.append(sample)
+            finally:
+                sandbox.stop()
+
     if args.range_days:
         leads_per_day = args.range_leads_per_day or min(args.leads_per_day)
         names = (args.range_contenders or "ours,floor").split(",")
+        shape = Shape("workload", leads_per_day, args.range_days)
         sandbox = SandboxProcess(leads_per_day)
         try:
-            base = workload(sandbox, args.range_days)
+            base = workload(sandbox, shape)
             started_warm = time.perf_counter()
-            warm = run_contender("sandbox", replace(base, concurrency=4), work_dir / "range-warm")
+            warm = warm_up(base, work_dir / "range-warm")
             expected = {
                 name[len(ROWS_PHASE_PREFIX) :]: int(value)
                 for name, value in warm.phases.items()
@@ -612,7 +923,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{time.perf_counter() - started_warm:.1f} s",
                 flush=True,
             )
-            scenario = Scenario(leads_per_day, args.range_days, 0.0, 1)
+            scenario = Scenario(shape, 0.0, 1)
             group = [
                 run_sample(sandbox, scenario, 0, name, base, work_dir / "range") for name in names
             ]
@@ -623,11 +934,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     profile = None
     if args.profile:
-        profile_volume = args.profile_leads_per_day or min(args.leads_per_day)
-        sandbox = SandboxProcess(profile_volume)
+        wanted = args.profile_shape or ("busy-day" if "busy-day" in args.shapes else "workload")
+        shape = min(
+            (s for s in shapes if s.name == wanted),
+            key=lambda s: s.leads_per_day,
+            default=shapes[0],
+        )
+        sandbox = SandboxProcess(shape.leads_per_day, lead_types=shape.lead_types)
         try:
-            base = workload(sandbox, args.days)
-            run_contender("sandbox", replace(base, concurrency=4), work_dir / "profile-warm")
+            base = workload(sandbox, shape)
+            warm_up(base, work_dir / "profile-warm")
             profile_dir = work_dir / "profile"
             profile_dir.mkdir(parents=True, exist_ok=True)
             pstats_path = profile_dir / "ours.pstats"
@@ -638,9 +954,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 profile_to=pstats_path,
             )
             if profiled.ok:
-                profile = (
-                    f"{profile_volume:,} leads/day x {args.days} d at 0 ms, "
-                    "max_concurrent_requests=1.\n\n" + summarize(pstats_path, profiled.load_seconds)
+                profile = f"{shape.label} at 0 ms, max_concurrent_requests=1.\n\n" + summarize(
+                    pstats_path, profiled.load_seconds
                 )
                 print(f"profile written to {pstats_path}", flush=True)
             else:
@@ -649,6 +964,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sandbox.stop()
 
     summaries = summarize_samples(samples)
+    add_fixed_costs(summaries, empty_samples)
     range_summaries = summarize_samples(range_samples)
     report = render(
         args,

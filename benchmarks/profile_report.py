@@ -33,7 +33,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
         "_plain_keys",
     ),
     ("  client: record_key de-dup (other pages)", "salesexec_assets/api/client.py", "record_key"),
-    ("_stage_batch: records -> stage file", "salesexec_assets/loading.py", "_stage_batch"),
+    ("_Batch.flush: records -> stage file", "salesexec_assets/loading.py", "flush"),
     ("  RowBuilder.columns: a batch, column by column", "salesexec_assets/records.py", "columns"),
     (
         "    parse_api_timestamp_column",

@@ -11,6 +11,9 @@ Why a wrapper and not ``salesexec-sandbox`` as it is:
   answers them (the control paths are not counted), and ``POST /__bench/latency?ms=50``
   changes the latency of the running server so the warm caches survive a latency
   change.
+- A large account has many lead types; the sandbox has three. ``--lead-types N`` serves
+  N, the extra ones cycling through the three's own fields (see
+  :func:`serve_lead_types`).
 
 Prints the base URL alone on the first line of stdout, like ``salesexec-sandbox``.
 """
@@ -34,13 +37,54 @@ import requests
 from benchmarks.harness import REPO_ROOT, child_environment
 from salesexec_assets.api import contract
 from salesexec_assets.api.timestamps import TimestampError, parse_api_timestamp
-from salesexec_assets.sandbox import SandboxConfig, SandboxServer, configure
+from salesexec_assets.sandbox import (
+    SandboxConfig,
+    SandboxServer,
+    catalog,
+    configure,
+    generate,
+    state,
+)
 from salesexec_assets.sandbox.messages import Request, Response, json_response
 
 CONTROL_PREFIX = "/__bench/"
 _PAGED_PATHS = frozenset(report.path.lower() for report in contract.REPORTS if report.paged)
 
 PageKey = tuple[str, int, datetime, datetime, int, int]
+_LEAD_TYPES_PER_DAY = 100  # LeadUID = (day ordinal * 100 + lead type) * 10**6 + index
+
+
+def serve_lead_types(count: int) -> None:
+    """Make this process's sandbox serve ``count`` lead types (3 by default).
+
+    Lead types 4.. reuse the fields of 1-3 in turn, under their own UID and name. The
+    sandbox packs the lead type into a lead's UID as one decimal digit; beyond 9 lead
+    types two digits are used, in this process only, so that UIDs stay unique.
+    """
+    base = catalog.LEAD_TYPES[:3]
+    if count <= len(base):
+        catalog.LEAD_TYPES = base[:count]
+    else:
+        if count >= _LEAD_TYPES_PER_DAY:
+            raise ValueError(f"at most {_LEAD_TYPES_PER_DAY - 1} lead types")
+        extra = tuple(
+            dataclasses.replace(like, uid=uid, name=f"{like.name} {uid}")
+            for uid in range(len(base) + 1, count + 1)
+            for like in [base[(uid - 1) % len(base)]]
+        )
+        catalog.LEAD_TYPES = base + extra
+        factor = generate._LEAD_INDEX_FACTOR
+
+        def lead_uid(spec: catalog.LeadTypeSpec, day: object, index: int) -> int:
+            return (day.toordinal() * _LEAD_TYPES_PER_DAY + spec.uid) * factor + index  # type: ignore[attr-defined]
+
+        def lead_day(uid: int) -> object:
+            return datetime.fromordinal(uid // factor // _LEAD_TYPES_PER_DAY).date()
+
+        generate.lead_uid = lead_uid  # type: ignore[assignment]
+        generate.lead_day = lead_day  # type: ignore[assignment]
+        state.lead_day = lead_day  # type: ignore[attr-defined]
+    catalog.LEAD_TYPES_BY_UID = {spec.uid: spec for spec in catalog.LEAD_TYPES}
 
 
 def page_key(request: Request) -> PageKey | None:
@@ -125,7 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--leads-per-day", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--lead-types", type=int, default=3)
     args = parser.parse_args(argv)
+    serve_lead_types(args.lead_types)
     config = configure(
         SandboxConfig(seed=args.seed, leads_per_day=args.leads_per_day),
         latency_ms=args.latency_ms,
@@ -150,10 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 class SandboxProcess:
     """The benchmark sandbox as a child process, for the driver: start, control, stop."""
 
-    def __init__(self, leads_per_day: int, latency_ms: float = 0.0) -> None:
+    def __init__(self, leads_per_day: int, latency_ms: float = 0.0, lead_types: int = 3) -> None:
         self.leads_per_day = leads_per_day
+        self.lead_types = lead_types
         command = [sys.executable, "-m", "benchmarks.sandbox_proc"]
         command += ["--leads-per-day", str(leads_per_day), "--latency-ms", str(latency_ms)]
+        command += ["--lead-types", str(lead_types)]
         self._process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,

@@ -57,6 +57,8 @@ class Workload:
     username: str = "sandbox"
     password: str = field(default="sandbox", repr=False)
     reports: tuple[str, ...] = REPORTS
+    lead_type_uids: tuple[int, ...] | None = None  # None: every lead type of the account
+    warm_overlapping: bool = False  # the probe also reads ours' overlapping pages (warm-up)
 
     @property
     def last_day(self) -> date:
@@ -78,6 +80,8 @@ class Workload:
         values: dict[str, Any] = asdict(self)
         values["first_day"] = self.first_day.isoformat()
         values["reports"] = list(self.reports)
+        uids = self.lead_type_uids
+        values["lead_type_uids"] = None if uids is None else list(uids)
         return json.dumps(values, indent=2)
 
     @classmethod
@@ -85,6 +89,8 @@ class Workload:
         values = json.loads(text)
         values["first_day"] = date.fromisoformat(values["first_day"])
         values["reports"] = tuple(values["reports"])
+        uids = values.get("lead_type_uids")
+        values["lead_type_uids"] = None if uids is None else tuple(uids)
         return cls(**values)
 
     def save(self, path: Path) -> Path:

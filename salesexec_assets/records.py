@@ -18,6 +18,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain, repeat
 from typing import Any
 
 from salesexec_assets.api import contract
@@ -187,6 +188,7 @@ class ColumnBatch:
     columns: dict[str, list[Any]]
     size: int
     others: list[Any]
+    others_at: list[int]  # where each of ``others`` was in the records given
 
 
 @dataclass(frozen=True)
@@ -237,15 +239,17 @@ class RowBuilder:
         """
         known = self.report.record.keys()
         plain = [record for record in records if type(record) is dict and record.keys() <= known]
-        others = (
-            []
-            if len(plain) == len(records)
-            else [r for r in records if not (type(r) is dict and r.keys() <= known)]
-        )
+        plain_at: list[int] | None = None  # where each of ``plain`` is in ``records``
+        others_at: list[int] = []
+        if len(plain) != len(records):
+            plain_at = []
+            for index, record in enumerate(records):
+                is_plain = type(record) is dict and record.keys() <= known
+                (plain_at if is_plain else others_at).append(index)
         odd: set[int] = set()  # indexes (in ``plain``) of records with an unusual value
         columns: dict[str, list[Any]] = {}
         for field in _fields_of(self.report):
-            values = [record.get(field.name) for record in plain]
+            values = list(map(dict.get, plain, repeat(field.name)))  # one C loop per field
             if field.convert is None:
                 columns.update(_object_columns(field, values, odd))
             else:
@@ -254,8 +258,10 @@ class RowBuilder:
         if odd:
             keep = [index for index in range(len(plain)) if index not in odd]
             columns = {name: [values[index] for index in keep] for name, values in columns.items()}
-            others.extend(plain[index] for index in sorted(odd))
-        return ColumnBatch(columns, len(plain) - len(odd), others)
+            at = plain_at
+            others_at.extend(index if at is None else at[index] for index in sorted(odd))
+        others = [records[index] for index in others_at]
+        return ColumnBatch(columns, len(plain) - len(odd), others, others_at)
 
     @staticmethod
     def _fields_columns(field: _Field, value: Any) -> dict[str, Any]:
@@ -296,10 +302,13 @@ class RowBuilder:
         if self.fixed_day is not None:
             return [self.fixed_day] * size
         locate = self.locate_day
-        days = [
-            None if instant is None else locate(instant)
-            for instant in columns[window_column(self.report)]  # type: ignore[index]
-        ]
+        instants = columns[window_column(self.report)]  # type: ignore[index]
+        present = [instant for instant in instants if instant is not None]
+        if len(present) == size and size:  # the usual batch: every row has its instant
+            first, last = locate(min(present)), locate(max(present))
+            if first is not None and first == last:  # all in one day: no search per row
+                return [first] * size
+        days = [None if instant is None else locate(instant) for instant in instants]
         odd.update(index for index, day in enumerate(days) if day is None)
         return days
 
@@ -348,11 +357,15 @@ def _object_columns(field: _Field, values: list[Any], odd: set[int]) -> dict[str
         odd.update(
             i for i, value in enumerate(values) if value is not None and type(value) is not dict
         )
-    objects = [value if type(value) is dict else None for value in values]
+    every_object = kinds == {dict}
+    objects = values if every_object else [v if type(v) is dict else None for v in values]
     names: dict[str, None] = {}
-    for value in objects:
-        if value:
-            names.update(dict.fromkeys(value))
+    if every_object:  # every name, in order of first appearance, in one C loop
+        names = dict.fromkeys(chain.from_iterable(objects))
+    else:
+        for value in objects:
+            if value:
+                names.update(dict.fromkeys(value))
     by_column: dict[str, list[str]] = {}
     for name in names:
         by_column.setdefault(field_column(name), []).append(name)
@@ -364,21 +377,59 @@ def _object_columns(field: _Field, values: list[Any], odd: set[int]) -> dict[str
                 for index, value in enumerate(objects)
                 if value and sum(name in value for name in shared) > 1
             )
-        column_values = [None] * len(objects)
-        for name in shared:
-            for index, value in enumerate(objects):
-                if value and name in value:
-                    column_values[index] = value[name]
+        if len(shared) == 1 and every_object:  # the usual case: one C loop
+            column_values = list(map(dict.get, objects, repeat(shared[0])))
+        else:
+            column_values = [None] * len(objects)
+            for name in shared:
+                for index, value in enumerate(objects):
+                    if value and name in value:
+                        column_values[index] = value[name]
         if set(map(type, column_values)) & {dict, list}:
             column_values = [_flat_value(item) for item in column_values]
         columns[column] = column_values
-    columns[field.column] = [None if value is None else _object_text(value) for value in objects]
+    columns[field.column] = (
+        list(map(_object_text, objects))
+        if every_object
+        else [None if value is None else _object_text(value) for value in objects]
+    )
     return columns
 
 
-def _object_text(value: dict[str, Any]) -> str:
-    """A ``Fields`` object as the JSON text of the ``fields`` column (keys sorted: stable)."""
-    return json.dumps(value, sort_keys=True)
+def _sorted_json_encoder() -> Callable[[dict[str, Any]], str]:
+    """``json.dumps(value, sort_keys=True)`` for an object, the same text, without what
+    ``dumps`` does in Python per call (an encoder built, its C encoder built)."""
+    encoder = json.JSONEncoder(sort_keys=True)
+    make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_c_encoder is None:  # a Python without the C accelerator
+        return encoder.encode
+    # exactly what JSONEncoder.iterencode(value, _one_shot=True) builds for these options
+    markers: dict[int, Any] = {}  # check_circular's; emptied again by every call that ends
+    c_encode = make_c_encoder(
+        markers,
+        encoder.default,
+        json.encoder.encode_basestring_ascii,  # ensure_ascii
+        encoder.indent,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+    join = "".join
+
+    def encode(value: dict[str, Any]) -> str:
+        try:
+            return join(c_encode(value, 0))
+        except BaseException:  # one that fails midway may leave markers behind
+            markers.clear()
+            raise
+
+    return encode
+
+
+# A ``Fields`` object as the ``fields`` column's JSON text (keys sorted: stable)
+_object_text: Callable[[dict[str, Any]], str] = _sorted_json_encoder()
 
 
 def quarantine_row(record: Any, reason: str, lead_type_uid: int, day: date) -> dict[str, Any]:

@@ -1504,6 +1504,10 @@ def bad_records(lab: Lab, kind: str = DUCKDB) -> None:
     assert not check.passed and check.severity.value == "WARN"
     quarantined = stored_rows(path, ALL_LEADS.name + QUARANTINE_SUFFIX)
     assert len(quarantined) == len(BAD_RECORDS)
+    for row in quarantined:  # each under its own lead type (records are staged in batches
+        record = row["record"]  # that mix lead types)
+        record = json.loads(record) if isinstance(record, str) else record
+        assert row["lead_type_uid"] == record[contract.LEAD_TYPE_UID], row
     for _, reason, has_day in BAD_RECORDS:
         rows = [row for row in quarantined if row["reason"].startswith(reason)]
         assert len(rows) == 1, (reason, [row["reason"] for row in quarantined])

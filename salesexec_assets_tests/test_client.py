@@ -14,12 +14,15 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from salesexec_assets.api import contract
 from salesexec_assets.api.client import (
     MAX_RELOGINS_PER_CALL,
     RetrySettings,
     SalesExecClient,
+    decode_json,
     parse_retry_after,
     split_window,
 )
@@ -538,3 +541,51 @@ def test_a_window_that_changes_during_every_read_is_read_a_bounded_number_of_tim
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("still changed during each of 2 re-reads" in text for text in warnings), warnings
     assert any("LeadTypeUID=1" in text for text in warnings)
+
+
+# --- body decoding: orjson where it reads exactly what json.loads reads -------------------
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)  # beyond 64 bits too
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _same(left: object, right: object) -> bool:
+    """Equal, NaN included (repr tells NaN, -0.0 and types apart)."""
+    return repr(left) == repr(right)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES, st.booleans())
+def test_page_bodies_decode_exactly_as_json_loads_does(value: object, ascii_only: bool) -> None:
+    body = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert _same(decode_json(body), json.loads(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"LeadUID": 123456789012345678901234567890}',  # orjson: a float
+        b'{"LeadUID": -9223372036854775809}',  # below int64: orjson: a float
+        b'{"LeadUID": 18446744073709551615}',
+        b'{"Score": NaN, "Other": -Infinity}',  # orjson refuses these
+        b'{"Big": 1e400}',
+        b'{"Text": "\\ud800"}',  # a lone surrogate
+        b'\xef\xbb\xbf{"A": 1}',  # a byte-order mark
+        b'{"A": 1, "A": 2}',
+    ],
+)
+def test_bodies_orjson_reads_differently_decode_as_json_loads_does(body: bytes) -> None:
+    assert _same(decode_json(body), json.loads(body))
+
+
+@pytest.mark.parametrize("body", [b'{"Results": [', b"", b"<html>", b'{"A": 1} x'])
+def test_a_body_neither_decoder_reads_is_a_value_error(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_json(body)

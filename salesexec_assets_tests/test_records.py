@@ -67,6 +67,8 @@ def stage_both_ways(
                     converted = builder.columns(page)
                     stage.add_columns(converted.columns)
                     others = converted.others
+                    # each record set apart says where it was (the loader finds its lead type)
+                    assert [page[index] for index in converted.others_at] == others
                 good, bad = [], []
                 for record in others:
                     try:

@@ -29,14 +29,17 @@ def login(session: requests.Session, workload: Workload) -> str:
 
 
 def lead_type_uids(session: requests.Session, workload: Workload) -> list[int]:
-    """Every lead type of the account (one page holds them all in the sandbox)."""
+    """The workload's lead types: every lead type of the account (one page holds them all
+    in the sandbox), or those it names."""
     answer = session.get(
         workload.base_url + contract.LEAD_TYPES_PATH,
         params={contract.PARAM_SKIP: 0, contract.PARAM_TAKE: contract.TAKE_MAX},
         timeout=30,
     )
     answer.raise_for_status()
-    return [int(row[contract.LEAD_TYPE_UID]) for row in answer.json()[contract.ENVELOPE_RESULTS]]
+    uids = [int(row[contract.LEAD_TYPE_UID]) for row in answer.json()[contract.ENVELOPE_RESULTS]]
+    wanted = workload.lead_type_uids
+    return uids if wanted is None else [uid for uid in uids if uid in wanted]
 
 
 def page_params(lead_type_uid: int, window: Window, skip: int, take: int) -> dict[str, object]:

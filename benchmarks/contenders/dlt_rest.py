@@ -33,13 +33,17 @@ FILE_FORMATS = {"dlt": None, "dlt-parquet": "parquet"}
 
 def source_config(workload: Workload, token: str) -> dict[str, Any]:
     """The ``RESTAPIConfig`` of the workload."""
-    resources: list[dict[str, Any]] = [
-        {
-            "name": LEAD_TYPES_RESOURCE,
-            "endpoint": {"path": contract.LEAD_TYPES_PATH},
-            "selected": False,
-        }
-    ]
+    lead_types: dict[str, Any] = {
+        "name": LEAD_TYPES_RESOURCE,
+        "endpoint": {"path": contract.LEAD_TYPES_PATH},
+        "selected": False,
+    }
+    wanted = workload.lead_type_uids
+    if wanted is not None:  # the workload names its lead types: keep only those
+        lead_types["processing_steps"] = [
+            {"filter": lambda row: int(row[contract.LEAD_TYPE_UID]) in wanted}
+        ]
+    resources: list[dict[str, Any]] = [lead_types]
     for name in workload.reports:
         for index, window in enumerate(workload.windows()):
             resources.append(

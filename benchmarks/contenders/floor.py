@@ -56,6 +56,10 @@ def prepare(workload: Workload, name: str) -> Load:
                         if skip >= envelope[contract.ENVELOPE_TOTAL]:
                             break
             fetched = time.perf_counter()
+            tables.append(StoredTable(name, f"{SCHEMA}.{name}", f'"{spec.key[0]}"'))
+            fetch_seconds += fetched - started
+            if not rows:  # an empty day: no columns to create a table from
+                continue
             frame = pd.DataFrame(rows)
             del rows
             if contract.LEAD_FIELDS_OBJECT in frame.columns:
@@ -66,9 +70,7 @@ def prepare(workload: Workload, name: str) -> Load:
             con.execute(f"CREATE TABLE {SCHEMA}.{name} AS SELECT * FROM frame")
             con.unregister("frame")
             del frame
-            fetch_seconds += fetched - started
             insert_seconds += time.perf_counter() - fetched
-            tables.append(StoredTable(name, f"{SCHEMA}.{name}", f'"{spec.key[0]}"'))
         con.close()
         return LoadOutput(
             tables=tables,

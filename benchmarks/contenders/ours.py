@@ -79,7 +79,7 @@ def prepare(workload: Workload, name: str) -> Load:
     settings = Settings(
         base_url=workload.base_url,
         has_credentials=True,
-        lead_type_uids=None,
+        lead_type_uids=workload.lead_type_uids,
         timezone="UTC",
         start_date=workload.first_day,
         duckdb_path=Path(workload.db_path),
@@ -95,6 +95,8 @@ def prepare(workload: Workload, name: str) -> Load:
     if len(assets) != len(wanted):
         raise RuntimeError(f"build_definitions has no assets {sorted(map(str, wanted))}")
     salesexec_options: dict[str, Any] = {"page_size": workload.page_size}
+    if workload.lead_type_uids is not None:
+        salesexec_options["lead_type_uids"] = list(workload.lead_type_uids)
     if workload.concurrency is not None:
         salesexec_options["max_concurrent_requests"] = workload.concurrency
     resources = {

@@ -76,6 +76,12 @@ def prepare(workload: Workload, name: str) -> Load:
             rest += [
                 (path, page_params(uid, window, skip, take)) for skip in range(take, total, take)
             ]
+            if workload.warm_overlapping:  # ours' pages overlap by one row: other offsets
+                step = max(2, take) - 1
+                rest += [
+                    (path, page_params(uid, window, skip, max(2, take)))
+                    for skip in range(step, total - 1, step)
+                ]
         threads = workload.concurrency or DEFAULT_THREADS
         with ThreadPoolExecutor(threads) as pool:
             received = sum(size for size, _ in pool.map(lambda call: reader.get(*call), rest))

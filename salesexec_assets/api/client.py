@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -145,6 +146,27 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
             when = when.replace(tzinfo=timezone.utc)
         seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
     return seconds if seconds > 0 else None
+
+
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def decode_json(body: bytes) -> Any:
+    """A response body decoded exactly as ``json.loads`` decodes it, about twice as fast.
+
+    orjson builds the same objects as the standard library, except that it reads an
+    integer beyond 64 bits as a float and refuses ``NaN``, ``1e400``, lone surrogates
+    and a byte-order mark. A body with a run of 19 digits or more (which any integer
+    beyond 64 bits has; one C pass finds it) or one orjson refuses is decoded by
+    ``json.loads``; a body neither reads raises ValueError.
+    """
+    if _NINETEEN_DIGITS not in body.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)  # bytes: no text decoding step first
 
 
 def split_window(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -429,7 +451,7 @@ class SalesExecClient:
     def _json_body(self, response: requests.Response, endpoint: str) -> Any:
         self._refuse_html(response, endpoint)
         try:
-            return json.loads(response.content)  # bytes: no text decoding step first
+            return decode_json(response.content)
         except ValueError:
             raise _Retryable("HTTP 200 with a body that is not valid JSON (truncated?)") from None
 
