@@ -126,6 +126,23 @@ def fetch_pages(client: SalesExecClient, report: Report, plan: PullPlan) -> Iter
         yield from client.iter_report_pages(report, plan.lead_type[0], *plan.window_utc)
 
 
+@contextmanager
+def _collector_spares_live_objects() -> Iterator[None]:
+    """Leave the objects alive when a load starts out of the garbage collector's full
+    passes until it ends (``gc.freeze``; handed back after, so nothing leaks).
+
+    A Dagster process holds about a million objects after its imports; decoded pages
+    start a full collection every few tens of thousands of records, and each walked them
+    all: about a fifth of a load's CPU (benchmarks/experiments/ours_gc_frozen.py).
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@_collector_spares_live_objects()  # a context manager used as a decorator
 def load_report(
     report: Report,
     days: Sequence[date],
@@ -150,58 +167,6 @@ def load_report(
     rows each (:func:`row_bounded_groups`): a write's memory does not grow with the
     account's volume, and the API is asked the same windows whatever that volume.
     """
-    with _collector_spares_live_objects():
-        return _load_report(
-            report,
-            days,
-            client=client,
-            lead_types=lead_types,
-            warehouse=warehouse,
-            zone=zone,
-            mode=mode,
-            run_id=run_id,
-            chunk_days=chunk_days,
-            transaction_rows=transaction_rows,
-            log=log,
-            loaded_at=loaded_at,
-            before_insert=before_insert,
-            schema=schema,
-        )
-
-
-@contextmanager
-def _collector_spares_live_objects() -> Iterator[None]:
-    """Leave the objects alive when a load starts out of the garbage collector's full
-    passes until it ends (``gc.freeze``; handed back after, so nothing leaks).
-
-    A Dagster process holds about a million objects after its imports; decoded pages
-    start a full collection every few tens of thousands of records, and each walked them
-    all: about a fifth of a load's CPU (benchmarks/experiments/ours_gc_frozen.py).
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def _load_report(
-    report: Report,
-    days: Sequence[date],
-    *,
-    client: SalesExecClient,
-    lead_types: Sequence[tuple[int, str]],
-    warehouse: Warehouse,
-    zone: str,
-    mode: WriteMode,
-    run_id: str,
-    chunk_days: int,
-    transaction_rows: int,
-    log: logging.Logger,
-    loaded_at: Callable[[], datetime],
-    before_insert: Callable[[Any], None] | None,
-    schema: str,
-) -> LoadResult:
     result = LoadResult(report=report, days=sorted(days))
     for stale in remove_stale_stages():
         log.info("removed the stage a killed run left behind: %s", stale)
